@@ -1,0 +1,35 @@
+# veche: `make run` starts the stack, `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)/services:$(CURDIR)/services/media-token:$(CURDIR)/deploy/local
+
+.PHONY: install run test lint fmt bench fuzz clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml $(wildcard web/package-lock.json)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	if [ -f web/package-lock.json ]; then cd web && npm ci --no-audit --no-fund --loglevel=error; fi
+	touch $@
+
+run: install
+	$(PY) deploy/local/run.py
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check services tests gateway deploy/local
+	$(VENV)/bin/mypy services/common services/rooms services/chat services/janitor services/media-token/media_token
+
+fmt: install
+	$(VENV)/bin/ruff format services tests gateway deploy/local
+
+bench: install
+	$(PY) -m pytest tests/bench -q -p no:randomly $(PYTEST_ARGS)
+
+clean:
+	rm -rf .run .pytest_cache

@@ -1,0 +1,55 @@
+"""`make run`: the whole stack in the foreground; Ctrl-C stops everything it started."""
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from infra import LocalInfra, ensure_database, migrate  # noqa: E402
+from stack import ROOT, Stack, healthy, port_open  # noqa: E402
+
+from common.settings import CommonSettings  # noqa: E402
+
+
+def main() -> int:
+    settings = CommonSettings()
+    gateway_port = int(os.environ.get("GATEWAY_PORT", "8080"))
+    url = f"http://127.0.0.1:{gateway_port}"
+    if port_open("127.0.0.1", gateway_port):
+        if healthy(f"{url}/_/rooms/healthz"):
+            print(f"veche is already running at {url} (another `make run`); nothing to do.")
+            return 0
+        print(f"port {gateway_port} is taken by another program; set GATEWAY_PORT to another.")
+        return 1
+    run_dir = ROOT / ".run"
+    infra = LocalInfra(run_dir)
+    stack = Stack(run_dir=run_dir / "logs", env={}, gateway_port=gateway_port)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    try:
+        infra.postgres(settings.database_url)
+        infra.redis(settings.redis_url)
+        infra.nats(settings.nats_url)
+        ensure_database(settings.database_url)
+        migrate(settings.database_url)
+        stack.start()
+        print(f"\nveche is up: {url}\n  logs in {stack.run_dir}\n  Ctrl-C stops it.\n", flush=True)
+        while not stopping.wait(1):
+            for proc in stack.processes:
+                if proc.popen is not None and proc.popen.poll() is not None:
+                    print(f"{proc.name} exited (code {proc.popen.returncode}); see its log.")
+                    stopping.set()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("stopping …", flush=True)
+        stack.stop()
+        infra.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

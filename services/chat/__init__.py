@@ -1,0 +1,1 @@
+"""Chat bounded context: history in Redis, REST and WebSocket, fan-out across replicas."""

@@ -1,0 +1,1 @@
+"""Shared library of the veche services: settings, logging, errors, keys, events, clients."""

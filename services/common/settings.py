@@ -1,0 +1,34 @@
+"""Typed settings read once from the environment; defaults serve a local run."""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    service_name: str = "veche"
+    log_level: str = "INFO"
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/veche"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_cluster_url: str | None = None
+    nats_url: str = "nats://127.0.0.1:4222"
+    # A run (or a test run) can use its own stream and subject prefix so runs never mix.
+    nats_stream: str = "ROOMS"
+    nats_subject_prefix: str = "rooms"
+
+    rooms_internal_url: str = "http://127.0.0.1:8001"
+    request_timeout_seconds: float = 10.0
+    dependency_timeout_seconds: float = 3.0
+    max_body_bytes: int = 64 * 1024
+    retry_after_seconds: int = 5
+
+    cors_origins: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8080"])
+
+    livekit_url: str = "ws://127.0.0.1:7880"
+    livekit_api_key: str = "devkey"
+    livekit_api_secret: str = "secret"
+
+    chat_ttl_seconds: int = 21600
+    participants_ttl_seconds: int = 21600

@@ -1,0 +1,1 @@
+"""Janitor: the worker that expires empty rooms, times out vanished members, cleans Redis."""

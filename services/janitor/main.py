@@ -1,0 +1,67 @@
+"""The janitor process: `python -m janitor.main`. A long-running asyncio worker that also
+answers /healthz, /readyz and /metrics on JANITOR_PORT (8004)."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from common.clients import Nats, create_engine, create_redis
+from common.logs import setup_logging
+from common.web import create_app as create_service_app
+from janitor.settings import JanitorSettings
+
+
+def create_app(settings: JanitorSettings | None = None) -> FastAPI:
+    settings = settings or JanitorSettings()
+    setup_logging(settings.service_name, settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        redis = create_redis(settings)
+        nats = Nats(settings)
+        nats.start()
+        app.state.engine, app.state.redis, app.state.nats = engine, redis, nats
+        try:
+            yield
+        finally:
+            await nats.close()
+            await redis.aclose()
+            await engine.dispose()
+
+    def readiness(app: FastAPI):  # type: ignore[no-untyped-def]
+        async def postgres() -> None:
+            async with app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        async def redis() -> None:
+            await app.state.redis.ping()
+
+        async def nats() -> None:
+            if not app.state.nats.is_connected:
+                raise ConnectionError("NATS is not connected")
+
+        return {"postgres": postgres, "redis": redis, "nats": nats}
+
+    return create_service_app(
+        service="janitor", settings=settings, lifespan=lifespan, readiness=readiness,
+        title="veche janitor",
+    )
+
+
+def main() -> None:
+    settings = JanitorSettings()
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, host=settings.janitor_host, port=settings.janitor_port, access_log=False,
+        log_config=None, timeout_graceful_shutdown=10,
+    )
+    asyncio.run(uvicorn.Server(config).serve())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Media bounded context: LiveKit access tokens and LiveKit room lifecycle."""

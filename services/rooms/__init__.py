@@ -1,0 +1,1 @@
+"""Rooms bounded context: rooms and memberships in PostgreSQL, membership cache in Redis."""

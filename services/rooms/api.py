@@ -1,0 +1,191 @@
+"""HTTP routes of the rooms context: parse, call the service, shape the answer."""
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request, Response
+from livekit import api as livekit_api
+
+from common.errors import ParticipantNotFound, Problem, RoomNotFound, Unauthorized
+from common.identity import HEADER, participant_id_from
+from common.web import client_ip
+from rooms.schemas import (
+    CreatedRoom,
+    CreateRoom,
+    JoinRoom,
+    MembershipCheck,
+    ParticipantList,
+    RoomView,
+    SelfView,
+)
+from rooms.service import Caller, RoomsService, self_view
+
+router = APIRouter()
+internal = APIRouter(prefix="/internal/v1", include_in_schema=False)
+
+
+def _service(request: Request) -> RoomsService:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+def _room_id(room_id: str) -> UUID:
+    try:
+        return UUID(room_id)
+    except ValueError:
+        raise RoomNotFound(f"Room {room_id[:64]} does not exist") from None
+
+
+def _optional_participant(request: Request) -> str | None:
+    pid = participant_id_from(request)
+    return str(pid) if pid else None
+
+
+def _caller(request: Request) -> Caller:
+    """The caller of create/join: a new identity is made when the header is absent."""
+    from uuid import uuid4
+
+    pid = participant_id_from(request) or uuid4()
+    agent = request.headers.get("user-agent")
+    return Caller(str(pid), client_ip(request), agent[:1024] if agent else None)
+
+
+Service = Annotated[RoomsService, Depends(_service)]
+RoomId = Annotated[UUID, Depends(_room_id)]
+ParticipantId = Annotated[str | None, Depends(_optional_participant)]
+NewOrKnownCaller = Annotated[Caller, Depends(_caller)]
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"description": text, "content": {"application/problem+json": {}}}
+    for code, text in {
+        400: "invalid_participant_id or invalid_json",
+        403: "not_a_participant, not_host or banned",
+        404: "room_not_found or participant_not_found",
+        409: "room_full or room_ended",
+        413: "payload_too_large",
+        422: "validation_error",
+        429: "rate_limited",
+        503: "unavailable",
+    }.items()
+}
+
+
+@router.post("/api/v1/rooms", status_code=201, response_model=CreatedRoom, responses=_ERRORS)
+async def create_room(
+    body: CreateRoom, caller: NewOrKnownCaller, service: Service, response: Response
+) -> CreatedRoom:
+    room, host = await service.create(body, caller)
+    response.headers["Location"] = f"/api/v1/rooms/{room.id}"
+    response.headers[HEADER] = caller.participant_id
+    return CreatedRoom(room=room, participant=self_view(host))
+
+
+@router.get("/api/v1/rooms/{room_id}", response_model=RoomView, responses=_ERRORS)
+async def get_room(room_id: RoomId, participant_id: ParticipantId, service: Service) -> RoomView:
+    room = await service.get(room_id)
+    if participant_id:
+        await service.seen(room_id, participant_id)
+    return room
+
+
+@router.post(
+    "/api/v1/rooms/{room_id}/join",
+    status_code=201,
+    response_model=SelfView,
+    responses={200: {"description": "already an active member", "model": SelfView}, **_ERRORS},
+)
+async def join_room(
+    room_id: RoomId, body: JoinRoom, caller: NewOrKnownCaller, service: Service, response: Response
+) -> SelfView:
+    result = await service.join(room_id, body.display_name, caller)
+    response.status_code = 201 if result.created else 200
+    response.headers[HEADER] = caller.participant_id
+    return self_view(result.member)
+
+
+@router.post("/api/v1/rooms/{room_id}/leave", status_code=204, responses=_ERRORS)
+async def leave_room(room_id: RoomId, participant_id: ParticipantId, service: Service) -> Response:
+    if participant_id is None:
+        await service.get(room_id)
+        raise ParticipantNotFound("You never joined this room")
+    await service.leave(room_id, participant_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/api/v1/rooms/{room_id}/participants", response_model=ParticipantList, responses=_ERRORS
+)
+async def list_participants(
+    room_id: RoomId, participant_id: ParticipantId, service: Service
+) -> ParticipantList:
+    participants = await service.participants(room_id)
+    if participant_id:
+        await service.seen(room_id, participant_id)
+    return ParticipantList(participants=participants)
+
+
+@router.post("/api/v1/rooms/{room_id}/end", response_model=RoomView, responses=_ERRORS)
+async def end_room(room_id: RoomId, participant_id: ParticipantId, service: Service) -> RoomView:
+    return await service.end(room_id, participant_id)
+
+
+@router.post(
+    "/api/v1/rooms/{room_id}/participants/{participant_public_id}/kick",
+    status_code=204,
+    responses=_ERRORS,
+)
+async def kick_participant(
+    room_id: RoomId, participant_public_id: str, participant_id: ParticipantId, service: Service
+) -> Response:
+    try:
+        target = UUID(participant_public_id)
+    except ValueError:
+        raise ParticipantNotFound("No such participant in this room") from None
+    await service.kick(room_id, participant_id, target)
+    return Response(status_code=204)
+
+
+class InvalidSignature(Unauthorized):
+    code, title = "invalid_signature", "Invalid LiveKit webhook signature"
+
+
+@router.post("/api/v1/livekit/webhook", status_code=204, responses={401: _ERRORS[403]})
+async def livekit_webhook(request: Request, service: Service) -> Response:
+    auth = request.headers.get("authorization", "")
+    body = (await request.body()).decode("utf-8", errors="replace")
+    if not auth:
+        raise InvalidSignature("Missing Authorization header")
+    try:
+        event = request.app.state.webhook_receiver.receive(body, auth)
+    except Exception:  # noqa: BLE001 - any verification failure is a bad signature
+        raise InvalidSignature("The webhook signature does not verify") from None
+    kind = event.event
+    participant = event.participant if event.HasField("participant") else None
+    public_id: UUID | None = None
+    if participant is not None:
+        try:
+            public_id = UUID(participant.identity)
+        except ValueError:
+            public_id = None
+    if kind == "participant_joined" and public_id is not None:
+        await service.livekit_joined(public_id, participant.sid)  # type: ignore[union-attr]
+    elif kind == "participant_left" and public_id is not None:
+        await service.livekit_left(public_id, participant.sid or None)  # type: ignore[union-attr]
+    elif kind == "room_finished" and event.HasField("room"):
+        await service.livekit_room_finished(event.room.name)
+    return Response(status_code=204)
+
+
+@internal.get("/rooms/{room_id}/membership", response_model=MembershipCheck)
+async def membership(
+    room_id: RoomId, participant_id: ParticipantId, service: Service
+) -> MembershipCheck:
+    """Asked by chat and media-token when the Redis membership hash is missing."""
+    room, member = await service.membership(room_id, participant_id)
+    return MembershipCheck(room=room, member=member)
+
+
+def webhook_receiver(key: str, secret: str) -> livekit_api.WebhookReceiver:
+    return livekit_api.WebhookReceiver(livekit_api.TokenVerifier(key, secret))
+
+
+__all__ = ["router", "internal", "webhook_receiver", "Problem"]

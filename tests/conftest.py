@@ -1,0 +1,149 @@
+"""Test harness: every run gets its own PostgreSQL database, NATS stream and subject prefix,
+against the real servers (the ones listening, or testcontainers' where Docker runs)."""
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_ID = os.environ.get("VECHE_TEST_RUN_ID") or secrets.token_hex(4)
+
+BASE_DATABASE_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+BASE_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+BASE_NATS_URL = os.environ.get("TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+_containers: list[object] = []
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    import socket
+
+    parts = urlsplit(url.replace("+asyncpg", ""))
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), 1):
+            return True
+    except OSError:
+        return False
+
+
+def _docker_available() -> bool:
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _resolve_servers() -> tuple[str, str, str]:
+    """The configured servers, or throwaway containers where one is unreachable and Docker is
+    available."""
+    db, redis, nats = BASE_DATABASE_URL, BASE_REDIS_URL, BASE_NATS_URL
+    missing = [
+        name
+        for name, url, port in (("postgres", db, 5432), ("redis", redis, 6379), ("nats", nats, 4222))
+        if not _reachable(url, port)
+    ]
+    if not missing:
+        return db, redis, nats
+    if not _docker_available():
+        pytest.exit(f"unreachable and no Docker for testcontainers: {', '.join(missing)}", 2)
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.postgres import PostgresContainer
+    from testcontainers.redis import RedisContainer
+
+    if "postgres" in missing:
+        pg = PostgresContainer("postgres:16-alpine", username="postgres", password="postgres")
+        pg.start()
+        _containers.append(pg)
+        db = (
+            f"postgresql+asyncpg://postgres:postgres@{pg.get_container_host_ip()}:"
+            f"{pg.get_exposed_port(5432)}/postgres"
+        )
+    if "redis" in missing:
+        rc = RedisContainer("redis:7-alpine")
+        rc.start()
+        _containers.append(rc)
+        redis = f"redis://{rc.get_container_host_ip()}:{rc.get_exposed_port(6379)}/0"
+    if "nats" in missing:
+        nc = DockerContainer("nats:2-alpine").with_command("-js").with_exposed_ports(4222)
+        nc.start()
+        _containers.append(nc)
+        nats = f"nats://{nc.get_container_host_ip()}:{nc.get_exposed_port(4222)}"
+    return db, redis, nats
+
+
+_db_base, _redis_url, _nats_url = _resolve_servers()
+_db_parts = urlsplit(_db_base)
+DATABASE_URL = _db_parts._replace(path=f"/veche_test_{RUN_ID}").geturl()
+ADMIN_DATABASE_URL = _db_parts._replace(path="/postgres").geturl()
+NATS_STREAM = f"ROOMS_T{RUN_ID}"
+NATS_SUBJECT_PREFIX = f"t{RUN_ID}rooms"
+
+# Every Settings() made by the tests, and every process the e2e tests start, reads these.
+os.environ.update(
+    {
+        "DATABASE_URL": DATABASE_URL,
+        "REDIS_URL": _redis_url,
+        "NATS_URL": _nats_url,
+        "NATS_STREAM": NATS_STREAM,
+        "NATS_SUBJECT_PREFIX": NATS_SUBJECT_PREFIX,
+        "LOG_LEVEL": os.environ.get("TEST_LOG_LEVEL", "WARNING"),
+        "ROOM_EMPTY_TTL_SECONDS": "300",
+    }
+)
+
+
+async def _admin(statement: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(ADMIN_DATABASE_URL.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def _drop_stream() -> None:
+    import nats
+
+    try:
+        nc = await nats.connect(_nats_url, connect_timeout=2, max_reconnect_attempts=1)
+    except Exception:  # noqa: BLE001
+        return
+    try:
+        await nc.jetstream().delete_stream(NATS_STREAM)
+    except Exception:  # noqa: BLE001
+        pass
+    await nc.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_database() -> Iterator[str]:
+    asyncio.run(_admin(f'CREATE DATABASE "veche_test_{RUN_ID}"'))
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(ROOT / "services/rooms/alembic.ini"),
+         "upgrade", "head"],
+        check=True, cwd=ROOT, env={**os.environ, "DATABASE_URL": DATABASE_URL},
+    )
+    yield DATABASE_URL
+    asyncio.run(_drop_stream())
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "veche_test_{RUN_ID}" WITH (FORCE)'))
+    for container in _containers:
+        container.stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+async def redis_client() -> AsyncIterator[object]:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(_redis_url, decode_responses=True)
+    yield client
+    await client.aclose()

@@ -1,0 +1,86 @@
+"""Helpers shared by the tests: in-process apps, event readers, polling."""
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import nats
+from fastapi import FastAPI
+
+
+@contextlib.asynccontextmanager
+async def app_client(app: FastAPI, base_url: str = "http://testserver") -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on an app whose lifespan runs for the duration."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 4711))
+        async with httpx.AsyncClient(transport=transport, base_url=base_url, timeout=15) as client:
+            yield client
+
+
+def new_pid() -> str:
+    return str(uuid.uuid4())
+
+
+def hdr(pid: str) -> dict[str, str]:
+    return {"X-Participant-ID": pid}
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10, interval: float = 0.05) -> Any:
+    """Polls check() until it returns a truthy value or raises nothing falsy; returns it."""
+    deadline = time.monotonic() + timeout
+    last_exc: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = await check()
+            if value:
+                return value
+        except AssertionError as exc:
+            last_exc = exc
+        await asyncio.sleep(interval)
+    if last_exc:
+        raise last_exc
+    raise AssertionError("condition not met in time")
+
+
+class EventReader:
+    """Reads this run's ROOMS stream from the beginning with an ephemeral consumer."""
+
+    def __init__(self) -> None:
+        self.nc: nats.NATS | None = None
+        self.events: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+
+    async def __aenter__(self) -> "EventReader":
+        self.nc = await nats.connect(os.environ["NATS_URL"])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.nc:
+            await self.nc.close()
+
+    async def read_room(self, room_id: str, expected: int, timeout: float = 10) -> list[tuple[str, dict[str, str], dict[str, Any]]]:
+        """Every event of a room, waiting until at least `expected` are there."""
+        assert self.nc is not None
+        js = self.nc.jetstream()
+        prefix = os.environ["NATS_SUBJECT_PREFIX"]
+        deadline = time.monotonic() + timeout
+        while True:
+            sub = await js.subscribe(f"{prefix}.{room_id}.>", ordered_consumer=True)
+            got: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+            try:
+                while True:
+                    try:
+                        msg = await sub.next_msg(timeout=0.5)
+                    except (TimeoutError, nats.errors.TimeoutError):
+                        break
+                    got.append((msg.subject, dict(msg.headers or {}), json.loads(msg.data)))
+            finally:
+                await sub.unsubscribe()
+            if len(got) >= expected or time.monotonic() > deadline:
+                return got
+            await asyncio.sleep(0.2)

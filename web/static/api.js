@@ -1,0 +1,211 @@
+// The HTTP side of the public API (API.md) and the anonymous identity that goes with it.
+
+import { t } from './i18n.js';
+
+const PARTICIPANT_KEY = 'veche.participant_id';
+const NAME_KEY = 'veche.display_name';
+const REQUEST_TIMEOUT_MS = 15000;
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+// localStorage can throw (storage disabled, some private modes); the page keeps working with
+// an identity that lives as long as the tab.
+const memoryStore = new Map();
+const store = {
+  get(key) {
+    try {
+      return window.localStorage.getItem(key);
+    } catch {
+      return memoryStore.get(key) ?? null;
+    }
+  },
+  set(key, value) {
+    try {
+      window.localStorage.setItem(key, value);
+    } catch {
+      memoryStore.set(key, value);
+    }
+  },
+};
+
+export function isUuid(value) {
+  return typeof value === 'string' && UUID_RE.test(value);
+}
+
+/** A random UUID v4. crypto.randomUUID exists only in secure contexts, hence the fallback. */
+export function newUuid() {
+  if (window.crypto?.randomUUID) return window.crypto.randomUUID();
+  const bytes = window.crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
+ * The secret participant id of this browser: created on the first visit, kept in localStorage.
+ * It is only ever sent in the X-Participant-ID header or in the chat socket's auth frame.
+ */
+export function participantId() {
+  let id = store.get(PARTICIPANT_KEY);
+  if (!isUuid(id)) {
+    id = null;
+    try {
+      id = newUuid();
+      store.set(PARTICIPANT_KEY, id);
+    } catch {
+      // No usable crypto: the server assigns an id on the first create/join (see request()).
+    }
+  }
+  return id;
+}
+
+export function rememberedName() {
+  return store.get(NAME_KEY) || '';
+}
+
+export function rememberName(name) {
+  if (name) store.set(NAME_KEY, name);
+}
+
+/** An API failure with the fields of the RFC 9457 problem body. status 0 = no answer at all. */
+export class ApiError extends Error {
+  constructor({ status, code, title, detail, errors, retryAfter }) {
+    super(detail || title || code || `HTTP ${status}`);
+    this.status = status;
+    this.code = code || (status === 0 ? 'network' : `http_${status}`);
+    this.title = title || '';
+    this.detail = detail || '';
+    this.errors = Array.isArray(errors) ? errors : [];
+    this.retryAfter = retryAfter;
+  }
+
+  /** A short, translated explanation for a toast or an inline error. */
+  describe() {
+    if (this.status === 0) return t('error.network');
+    if (this.code === 'rate_limited') return t('error.rate_limited', { seconds: this.retryAfter ?? 1 });
+    if (this.code === 'unavailable' || this.status === 503) return t('error.unavailable');
+    const key = `error.${this.code}`;
+    const text = t(key);
+    return text === key ? t('error.generic', { status: this.status }) : text;
+  }
+}
+
+/** Seconds to wait from a Retry-After header (delta-seconds or an HTTP date). */
+function parseRetryAfter(value) {
+  if (!value) return null;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, Math.ceil(seconds));
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}
+
+async function request(method, path, body) {
+  const headers = { Accept: 'application/json, application/problem+json' };
+  const id = participantId();
+  if (id) headers['X-Participant-ID'] = id;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: controller.signal,
+      credentials: 'same-origin',
+      cache: 'no-store',
+    });
+  } catch {
+    throw new ApiError({ status: 0 });
+  } finally {
+    clearTimeout(timer);
+  }
+
+  const assigned = response.headers.get('X-Participant-ID');
+  if (!id && isUuid(assigned)) store.set(PARTICIPANT_KEY, assigned);
+
+  let payload = null;
+  if (response.status !== 204) {
+    const text = await response.text().catch(() => '');
+    if (text) {
+      try {
+        payload = JSON.parse(text);
+      } catch {
+        payload = null;
+      }
+    }
+  }
+  if (!response.ok) {
+    const problem = payload && typeof payload === 'object' ? payload : {};
+    throw new ApiError({
+      status: response.status,
+      code: problem.code,
+      title: problem.title,
+      detail: problem.detail,
+      errors: problem.errors,
+      retryAfter: parseRetryAfter(response.headers.get('Retry-After')),
+    });
+  }
+  return { status: response.status, data: payload };
+}
+
+const rooms = '/api/v1/rooms';
+const seg = encodeURIComponent;
+
+export const api = {
+  async createRoom({ title, description, maxParticipants, displayName }) {
+    const body = { title, max_participants: maxParticipants, display_name: displayName };
+    if (description) body.description = description;
+    return (await request('POST', rooms, body)).data;
+  },
+  async getRoom(roomId) {
+    return (await request('GET', `${rooms}/${seg(roomId)}`)).data;
+  },
+  /** Resolves to {self, created}: created is false when the membership was already active. */
+  async joinRoom(roomId, displayName) {
+    const { status, data } = await request('POST', `${rooms}/${seg(roomId)}/join`, {
+      display_name: displayName,
+    });
+    return { self: data, created: status === 201 };
+  },
+  async leaveRoom(roomId) {
+    await request('POST', `${rooms}/${seg(roomId)}/leave`);
+  },
+  async listParticipants(roomId) {
+    return (await request('GET', `${rooms}/${seg(roomId)}/participants`)).data?.participants ?? [];
+  },
+  async endRoom(roomId) {
+    return (await request('POST', `${rooms}/${seg(roomId)}/end`)).data;
+  },
+  async kick(roomId, publicId) {
+    await request('POST', `${rooms}/${seg(roomId)}/participants/${seg(publicId)}/kick`);
+  },
+  async mute(roomId, publicId, kind) {
+    await request('POST', `${rooms}/${seg(roomId)}/media/participants/${seg(publicId)}/mute`, {
+      kind,
+    });
+  },
+  async mediaToken(roomId) {
+    return (await request('POST', `${rooms}/${seg(roomId)}/media/token`)).data;
+  },
+  async listMessages(roomId, { limit, after, before } = {}) {
+    const query = new URLSearchParams();
+    if (limit) query.set('limit', String(limit));
+    if (after) query.set('after', after);
+    if (before) query.set('before', before);
+    const suffix = query.toString() ? `?${query}` : '';
+    return (await request('GET', `${rooms}/${seg(roomId)}/chat/messages${suffix}`)).data?.messages ?? [];
+  },
+  async postMessage(roomId, content) {
+    return (await request('POST', `${rooms}/${seg(roomId)}/chat/messages`, { content })).data;
+  },
+  async editMessage(roomId, messageId, content) {
+    return (await request('PUT', `${rooms}/${seg(roomId)}/chat/messages/${seg(messageId)}`, { content }))
+      .data;
+  },
+  async deleteMessage(roomId, messageId) {
+    await request('DELETE', `${rooms}/${seg(roomId)}/chat/messages/${seg(messageId)}`);
+  },
+};

@@ -1,0 +1,456 @@
+// Meeting chat: the /ws/chat socket (first-frame auth, replay, reconnect) and the chat panel.
+
+import { api, ApiError, newUuid, participantId } from './api.js';
+import { h, mount, toast } from './dom.js';
+import { formatTime, t } from './i18n.js';
+
+const BACKOFF_START_MS = 500;
+const BACKOFF_CAP_MS = 10000;
+const ACK_TIMEOUT_MS = 10000;
+const HISTORY_PAGE = 50;
+const MAX_CONTENT = 4000;
+
+/** Close codes after which reconnecting cannot help (API.md, WebSocket section). */
+export const CLOSE_ROOM_ENDED = 4410;
+export const CLOSE_FORBIDDEN = 4403;
+export const CLOSE_NOT_FOUND = 4404;
+const FINAL_CODES = new Set([CLOSE_ROOM_ENDED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND]);
+
+/**
+ * The chat WebSocket of one room. Authenticates with its first frame (the participant id never
+ * goes into the URL), asks for a replay after the last message seen, and reconnects by itself
+ * with exponential backoff until told to stop or closed with a final code.
+ */
+export class ChatSocket {
+  constructor({ roomId, lastSeenId, onFrame, onStatus, onFinal }) {
+    this.url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/chat/${encodeURIComponent(roomId)}`;
+    this.lastSeenId = lastSeenId;
+    this.onFrame = onFrame;
+    this.onStatus = onStatus;
+    this.onFinal = onFinal;
+    this.socket = null;
+    this.isReady = false;
+    this.attempt = 0;
+    this.timer = null;
+    this.closed = false;
+    this.onOnline = () => {
+      if (!this.socket && !this.closed) this.connectNow();
+    };
+    window.addEventListener('online', this.onOnline);
+  }
+
+  connect() {
+    this.closed = false;
+    this.connectNow();
+  }
+
+  connectNow() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    if (this.closed) return;
+    this.onStatus(this.attempt === 0 ? 'connecting' : 'reconnecting');
+    let socket;
+    try {
+      socket = new WebSocket(this.url);
+    } catch {
+      this.scheduleReconnect();
+      return;
+    }
+    this.socket = socket;
+    this.isReady = false;
+    socket.addEventListener('open', () => {
+      socket.send(JSON.stringify({ type: 'auth', participant_id: participantId(), after: this.lastSeenId() ?? null }));
+    });
+    socket.addEventListener('message', (event) => {
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (!frame || typeof frame.type !== 'string') return;
+      if (frame.type === 'ready') {
+        this.isReady = true;
+        this.attempt = 0;
+        this.onStatus('ready');
+      }
+      this.onFrame(frame);
+    });
+    socket.addEventListener('close', (event) => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      this.isReady = false;
+      if (this.closed) return;
+      if (FINAL_CODES.has(event.code)) {
+        this.closed = true;
+        this.onStatus('closed');
+        this.onFinal(event.code);
+        return;
+      }
+      this.scheduleReconnect();
+    });
+  }
+
+  scheduleReconnect() {
+    if (this.closed || this.timer) return;
+    const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_START_MS * 2 ** this.attempt);
+    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    this.attempt += 1;
+    this.onStatus('reconnecting');
+    this.timer = setTimeout(() => this.connectNow(), delay);
+  }
+
+  /** Sends a frame if the socket is authenticated; false when the caller must fall back to REST. */
+  send(frame) {
+    if (!this.isReady || this.socket?.readyState !== WebSocket.OPEN) return false;
+    this.socket.send(JSON.stringify(frame));
+    return true;
+  }
+
+  close() {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = null;
+    window.removeEventListener('online', this.onOnline);
+    const socket = this.socket;
+    this.socket = null;
+    if (socket && socket.readyState <= WebSocket.OPEN) socket.close(1000);
+  }
+}
+
+function problemText(code, detail) {
+  if (code === 'rate_limited') return t('chat.slowDown');
+  const key = `error.${code}`;
+  const text = t(key);
+  return text !== key ? text : detail || code || '';
+}
+
+/**
+ * The chat panel: messages kept by id (so nothing shows twice) and ordered by id (UUIDv7, so
+ * by time); send, edit and delete.
+ */
+export class ChatPanel {
+  constructor({ roomId, self, send }) {
+    this.roomId = roomId;
+    this.self = self;
+    this.sendFrame = send;
+    this.messages = new Map();
+    this.rows = new Map();
+    this.lastSeen = null;
+    this.historyLoaded = false;
+    this.historyLoading = false;
+    this.pending = new Map();
+    this.editing = null;
+
+    this.status = h('span', { class: 'chat-status', testid: 'chat-status' });
+    this.older = h('button', { type: 'button', class: 'btn btn-small chat-older', hidden: true,
+      testid: 'chat-older', onclick: () => this.loadOlder() }, t('chat.older'));
+    this.empty = h('p', { class: 'chat-empty' }, t('chat.empty'));
+    this.list = h('ol', { class: 'messages', testid: 'chat-messages' });
+    this.scroller = h('div', { class: 'chat-scroll' }, this.older, this.empty, this.list);
+    this.input = h('textarea', {
+      class: 'chat-input', rows: 1, maxlength: MAX_CONTENT, placeholder: t('chat.placeholder'),
+      'aria-label': t('chat.placeholder'), testid: 'chat-input',
+    });
+    this.error = h('p', { class: 'chat-error', role: 'alert', testid: 'chat-error' });
+    this.sendButton = h('button', { type: 'submit', class: 'btn btn-primary chat-send', testid: 'chat-send',
+      'aria-label': t('chat.send') }, h('span', { class: 'icon icon-send', 'aria-hidden': 'true' }),
+    h('span', { class: 'chat-send-text' }, t('chat.send')));
+    this.form = h('form', { class: 'chat-form' }, this.input, this.sendButton);
+
+    this.form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      this.submit();
+    });
+    this.input.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        this.submit();
+      }
+    });
+    this.input.addEventListener('input', () => { this.error.textContent = ''; });
+
+    this.element = h(
+      'section',
+      { class: 'panel panel-chat', 'aria-label': t('room.chat') },
+      h('header', { class: 'panel-header' },
+        h('h2', { class: 'panel-title' }, h('span', { class: 'icon icon-chat', 'aria-hidden': 'true' }),
+          t('room.chat')),
+        this.status),
+      this.scroller,
+      this.error,
+      this.form,
+    );
+  }
+
+  setSelf(self) {
+    this.self = self;
+    for (const message of this.messages.values()) this.renderRow(message);
+  }
+
+  lastSeenId() {
+    return this.lastSeen;
+  }
+
+  setStatus(state) {
+    this.status.textContent = state === 'ready' || state === 'closed' ? ''
+      : t(state === 'connecting' ? 'chat.connecting' : 'chat.reconnecting');
+    this.status.dataset.state = state;
+  }
+
+  // --- frames from the socket --------------------------------------------------------------
+
+  /** Called on every `ready`: the first one (or one after a failed load) fetches history. */
+  onReady() {
+    if (!this.historyLoaded) this.loadHistory();
+  }
+
+  handleFrame(frame) {
+    switch (frame.type) {
+      case 'message.created':
+        this.upsert(frame.message);
+        break;
+      case 'message.updated':
+        if (frame.message?.id && this.messages.has(frame.message.id.toLowerCase())) this.upsert(frame.message);
+        break;
+      case 'message.deleted':
+        this.removeMessage(frame.message_id);
+        break;
+      case 'ack':
+        this.settle(frame.client_msg_id);
+        this.upsert(frame.message, { own: true });
+        break;
+      case 'error': {
+        const pending = this.settle(frame.client_msg_id);
+        this.showError(t('chat.notSent', { reason: problemText(frame.code, frame.detail) }), pending);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  // --- message store -----------------------------------------------------------------------
+
+  upsert(message, { own = false } = {}) {
+    if (!message?.id) return;
+    const id = String(message.id).toLowerCase();
+    const known = this.messages.get(id);
+    const merged = { ...known, ...message, id };
+    this.messages.set(id, merged);
+    if (!this.lastSeen || id > this.lastSeen) this.lastSeen = id;
+    const stick = own || this.nearBottom();
+    this.renderRow(merged);
+    this.empty.hidden = this.messages.size > 0;
+    if (stick && !known) this.scrollToBottom();
+  }
+
+  removeMessage(messageId) {
+    const id = String(messageId || '').toLowerCase();
+    this.messages.delete(id);
+    this.rows.get(id)?.remove();
+    this.rows.delete(id);
+    if (this.editing === id) this.editing = null;
+    this.empty.hidden = this.messages.size > 0;
+  }
+
+  async loadHistory() {
+    if (this.historyLoading) return;
+    this.historyLoading = true;
+    try {
+      const page = await api.listMessages(this.roomId, { limit: HISTORY_PAGE });
+      const stick = this.nearBottom();
+      for (const message of page) this.upsert(message);
+      this.historyLoaded = true;
+      this.older.hidden = page.length < HISTORY_PAGE;
+      if (stick) this.scrollToBottom();
+    } catch {
+      // Retried on the next `ready`; live messages keep flowing meanwhile.
+    } finally {
+      this.historyLoading = false;
+      this.empty.hidden = this.messages.size > 0;
+    }
+  }
+
+  async loadOlder() {
+    const oldest = [...this.messages.keys()].sort()[0];
+    if (!oldest) return;
+    this.older.disabled = true;
+    try {
+      const page = await api.listMessages(this.roomId, { limit: HISTORY_PAGE, before: oldest });
+      const fromBottom = this.scroller.scrollHeight - this.scroller.scrollTop;
+      for (const message of page) this.upsert(message);
+      this.scroller.scrollTop = this.scroller.scrollHeight - fromBottom;
+      this.older.hidden = page.length < HISTORY_PAGE;
+    } catch (error) {
+      toast(error instanceof ApiError ? error.describe() : t('error.network'), 'error');
+    } finally {
+      this.older.disabled = false;
+    }
+  }
+
+  // --- rendering ---------------------------------------------------------------------------
+
+  renderRow(message) {
+    const old = this.rows.get(message.id);
+    if (old && this.editing === message.id) return;
+    const row = this.buildRow(message);
+    if (old) {
+      old.replaceWith(row);
+    } else {
+      // Messages nearly always arrive in order, so the search starts from the end.
+      let next = null;
+      for (let node = this.list.lastElementChild; node; node = node.previousElementSibling) {
+        if (node.dataset.messageId < message.id) break;
+        next = node;
+      }
+      this.list.insertBefore(row, next);
+    }
+    this.rows.set(message.id, row);
+  }
+
+  buildRow(message) {
+    const isSystem = message.message_type === 'system';
+    const isOwn = !isSystem && Boolean(this.self?.id) && message.sender_id === this.self.id;
+    const canEdit = isOwn;
+    const canDelete = isOwn || this.self?.role === 'host';
+    const content = h('div', { class: 'msg-content', testid: 'chat-message-content' }, message.content ?? '');
+    const actions = canEdit || canDelete
+      ? h('div', { class: 'msg-actions' },
+        canEdit ? h('button', { type: 'button', class: 'link-btn', testid: 'chat-edit',
+          onclick: () => this.startEdit(message.id) }, t('chat.edit')) : null,
+        canDelete ? h('button', { type: 'button', class: 'link-btn link-btn-danger', testid: 'chat-delete',
+          onclick: () => this.delete(message.id) }, t('chat.delete')) : null)
+      : null;
+    const time = h('time', { class: 'msg-time', datetime: message.created_at || '' }, formatTime(message.created_at));
+    if (isSystem) {
+      return h('li', { class: 'msg msg-system', testid: 'chat-message', dataset: { messageId: message.id, type: 'system' } },
+        content, time, actions);
+    }
+    return h(
+      'li',
+      { class: `msg ${isOwn ? 'msg-own' : ''}`, testid: 'chat-message',
+        dataset: { messageId: message.id, type: 'user' } },
+      h('div', { class: 'msg-head' },
+        h('span', { class: 'msg-author' }, message.display_name || '?'),
+        time,
+        message.edited_at ? h('span', { class: 'msg-edited', testid: 'chat-message-edited' }, t('chat.edited')) : null),
+      content,
+      actions,
+    );
+  }
+
+  nearBottom() {
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < 80;
+  }
+
+  scrollToBottom() {
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+  }
+
+  // --- sending, editing, deleting ----------------------------------------------------------
+
+  showError(text, restore) {
+    this.error.textContent = text;
+    if (restore && !this.input.value) this.input.value = restore;
+  }
+
+  settle(clientMsgId) {
+    const pending = this.pending.get(clientMsgId);
+    if (!pending) return null;
+    clearTimeout(pending.timer);
+    this.pending.delete(clientMsgId);
+    return pending.content;
+  }
+
+  async submit() {
+    const content = this.input.value.trim();
+    if (!content) return;
+    this.error.textContent = '';
+    this.input.value = '';
+    const clientMsgId = newUuid();
+    if (this.sendFrame({ type: 'message.send', content, client_msg_id: clientMsgId })) {
+      const timer = setTimeout(() => {
+        if (this.settle(clientMsgId) !== null) this.showError(t('chat.noAck'), content);
+      }, ACK_TIMEOUT_MS);
+      this.pending.set(clientMsgId, { content, timer });
+      this.input.focus();
+      return;
+    }
+    this.sendButton.disabled = true;
+    try {
+      this.upsert(await api.postMessage(this.roomId, content), { own: true });
+    } catch (error) {
+      const reason = error instanceof ApiError ? error.describe() : t('error.network');
+      this.showError(t('chat.notSent', { reason }), content);
+    } finally {
+      this.sendButton.disabled = false;
+      this.input.focus();
+    }
+  }
+
+  startEdit(messageId) {
+    const message = this.messages.get(messageId);
+    const row = this.rows.get(messageId);
+    if (!message || !row) return;
+    if (this.editing && this.editing !== messageId) this.cancelEdit();
+    this.editing = messageId;
+    const editor = h('textarea', { class: 'msg-editor', rows: 2, maxlength: MAX_CONTENT, testid: 'chat-edit-input',
+      'aria-label': t('chat.edit') });
+    editor.value = message.content ?? '';
+    const save = h('button', { type: 'submit', class: 'btn btn-small btn-primary', testid: 'chat-edit-save' }, t('chat.save'));
+    const cancel = h('button', { type: 'button', class: 'btn btn-small', testid: 'chat-edit-cancel',
+      onclick: () => this.cancelEdit() }, t('chat.cancel'));
+    const form = h('form', { class: 'msg-edit' }, editor, h('div', { class: 'msg-edit-actions' }, cancel, save));
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const content = editor.value.trim();
+      if (!content || content === message.content) {
+        this.cancelEdit();
+        return;
+      }
+      save.disabled = true;
+      try {
+        const updated = await api.editMessage(this.roomId, messageId, content);
+        this.editing = null;
+        this.upsert(updated);
+      } catch (error) {
+        save.disabled = false;
+        toast(error instanceof ApiError ? error.describe() : t('error.network'), 'error');
+      }
+    });
+    editor.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape') this.cancelEdit();
+      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+    mount(row.querySelector('.msg-content'), form);
+    row.querySelector('.msg-actions')?.setAttribute('hidden', '');
+    editor.focus();
+  }
+
+  cancelEdit() {
+    const id = this.editing;
+    this.editing = null;
+    const message = id && this.messages.get(id);
+    if (message) this.renderRow(message);
+  }
+
+  async delete(messageId) {
+    try {
+      await api.deleteMessage(this.roomId, messageId);
+      this.removeMessage(messageId);
+    } catch (error) {
+      if (error instanceof ApiError && error.code === 'message_not_found') this.removeMessage(messageId);
+      else toast(error instanceof ApiError ? error.describe() : t('error.network'), 'error');
+    }
+  }
+
+  destroy() {
+    for (const pending of this.pending.values()) clearTimeout(pending.timer);
+    this.pending.clear();
+  }
+}

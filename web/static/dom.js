@@ -1,0 +1,75 @@
+// Element building without innerHTML: every string becomes a text node, so text typed by
+// other people can never turn into markup.
+
+/**
+ * h('button', {class: 'btn', testid: 'leave-button', onclick: fn}, 'Leave')
+ * Attributes: `class`, `testid` (data-testid), `dataset` (object), `on<event>` (listener),
+ * booleans (true sets the attribute, false/null/undefined skips it), anything else via
+ * setAttribute. Children: strings, numbers, nodes, arrays of those; null/false are skipped.
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === 'class') el.className = value;
+    else if (name === 'testid') el.dataset.testid = value;
+    else if (name === 'dataset') Object.assign(el.dataset, value);
+    else if (name.startsWith('on') && typeof value === 'function') {
+      el.addEventListener(name.slice(2), value);
+    } else if (name === 'value') el.value = value;
+    else if (value === true) el.setAttribute(name, '');
+    else el.setAttribute(name, String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    if (Array.isArray(child)) append(el, child);
+    else if (child instanceof Node) el.appendChild(child);
+    else el.appendChild(document.createTextNode(String(child)));
+  }
+}
+
+/** Replaces all children of `el` with `children`. */
+export function mount(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+/** Up to two letters standing for a name, for avatars. */
+export function initials(name) {
+  const words = String(name || '?').trim().split(/\s+/).filter(Boolean);
+  const letters = words.slice(0, 2).map((w) => Array.from(w)[0] || '');
+  return (letters.join('') || '?').toUpperCase();
+}
+
+/** A stable hue (0–359) from a string, so each person keeps one avatar colour. */
+export function hueOf(text) {
+  let hash = 0;
+  for (const ch of String(text)) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
+  return hash % 360;
+}
+
+const HUE_CLASSES = 12;
+/** One of a fixed set of colour classes (inline styles are forbidden by the CSP). */
+export function hueClass(text) {
+  return `hue-${Math.floor(hueOf(text) / (360 / HUE_CLASSES))}`;
+}
+
+let toastArea = null;
+
+/** A short message in the corner that goes away by itself. */
+export function toast(message, kind = 'info') {
+  if (!toastArea) {
+    toastArea = h('div', { class: 'toasts', role: 'status', 'aria-live': 'polite' });
+    document.body.appendChild(toastArea);
+  }
+  const item = h('div', { class: `toast toast-${kind}`, testid: 'toast' }, message);
+  toastArea.appendChild(item);
+  setTimeout(() => item.classList.add('toast-leaving'), 4200);
+  setTimeout(() => item.remove(), 4600);
+}

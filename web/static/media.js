@@ -1,0 +1,551 @@
+// Camera and microphone: the pre-join preview, and the LiveKit video stage inside a meeting.
+// Nothing here may break the page: every failure ends in a notice, never in an exception.
+
+import { api, ApiError } from './api.js';
+import { h, hueClass, initials, mount, toast } from './dom.js';
+import { t } from './i18n.js';
+
+const LIVEKIT_MODULE = '/vendor/livekit-client.esm.mjs';
+const CONNECT_TIMEOUT_MS = 8000;
+
+/** A translated, short reason for a getUserMedia failure. */
+export function deviceErrorReason(error) {
+  switch (error?.name) {
+    case 'NotAllowedError':
+    case 'SecurityError':
+      return t('device.denied');
+    case 'NotFoundError':
+    case 'OverconstrainedError':
+      return t('device.notFound');
+    case 'NotReadableError':
+    case 'AbortError':
+      return t('device.busy');
+    default:
+      return t('device.other');
+  }
+}
+
+export function mediaDevicesSupported() {
+  return Boolean(navigator.mediaDevices?.getUserMedia);
+}
+
+export function screenShareSupported() {
+  return Boolean(navigator.mediaDevices?.getDisplayMedia);
+}
+
+function icon(name) {
+  return h('span', { class: `icon icon-${name}`, 'aria-hidden': 'true' });
+}
+
+/** A round toggle button for mic / camera / screen. `update(on)` switches its look and label. */
+export function toggleButton({ testid, iconOn, iconOff, labelOn, labelOff, text, onclick }) {
+  const glyph = icon(iconOn);
+  const caption = h('span', { class: 'toggle-caption' }, text);
+  const button = h('button', { type: 'button', class: 'toggle', testid, onclick }, glyph, caption);
+  button.update = (on, disabled = false) => {
+    button.classList.toggle('toggle-off', !on);
+    button.setAttribute('aria-pressed', on ? 'true' : 'false');
+    button.title = on ? labelOn : labelOff;
+    button.setAttribute('aria-label', on ? labelOn : labelOff);
+    glyph.className = `icon icon-${on ? iconOn : iconOff}`;
+    button.disabled = disabled;
+  };
+  return button;
+}
+
+/**
+ * The local camera preview before joining. Keeps the user's mic/camera choice, which the
+ * meeting then applies when it publishes to LiveKit.
+ */
+export class DevicePreview {
+  constructor(videoElement, onChange) {
+    this.video = videoElement;
+    this.onChange = onChange;
+    this.stream = new MediaStream();
+    this.micOn = false;
+    this.camOn = false;
+    this.error = '';
+    this.stopped = false;
+  }
+
+  async start() {
+    if (!mediaDevicesSupported()) {
+      this.error = window.isSecureContext ? t('prejoin.devices.failed', { reason: t('device.other') })
+        : t('prejoin.devices.insecure');
+      this.changed();
+      return;
+    }
+    const failures = [];
+    for (const kind of ['video', 'audio']) {
+      try {
+        await this.acquire(kind);
+      } catch (error) {
+        failures.push(error);
+      }
+    }
+    if (failures.length === 2) {
+      this.error = t('prejoin.devices.failed', { reason: deviceErrorReason(failures[0]) });
+    }
+    this.changed();
+  }
+
+  async acquire(kind) {
+    const constraints = kind === 'video'
+      ? { video: { width: { ideal: 1280 }, height: { ideal: 720 }, facingMode: 'user' } }
+      : { audio: { echoCancellation: true, noiseSuppression: true } };
+    const got = await navigator.mediaDevices.getUserMedia(constraints);
+    if (this.stopped) {
+      got.getTracks().forEach((track) => track.stop());
+      return;
+    }
+    for (const track of got.getTracks()) this.stream.addTrack(track);
+    if (kind === 'video') {
+      this.camOn = true;
+      this.video.srcObject = this.stream;
+      this.video.play().catch(() => {});
+    } else {
+      this.micOn = true;
+    }
+  }
+
+  async setCamera(on) {
+    if (on === this.camOn) return;
+    if (on) {
+      try {
+        await this.acquire('video');
+        this.error = '';
+      } catch (error) {
+        toast(t('media.deviceError', { reason: deviceErrorReason(error) }), 'error');
+      }
+    } else {
+      for (const track of this.stream.getVideoTracks()) {
+        track.stop();
+        this.stream.removeTrack(track);
+      }
+      this.camOn = false;
+    }
+    this.changed();
+  }
+
+  async setMic(on) {
+    if (on === this.micOn) return;
+    if (on && this.stream.getAudioTracks().length === 0) {
+      try {
+        await this.acquire('audio');
+        this.error = '';
+      } catch (error) {
+        toast(t('media.deviceError', { reason: deviceErrorReason(error) }), 'error');
+      }
+    } else {
+      for (const track of this.stream.getAudioTracks()) track.enabled = on;
+      this.micOn = on;
+    }
+    this.changed();
+  }
+
+  changed() {
+    if (!this.stopped) this.onChange?.(this);
+  }
+
+  /** Releases the devices (LiveKit opens its own tracks after the join). */
+  stop() {
+    this.stopped = true;
+    for (const track of this.stream.getTracks()) track.stop();
+    this.video.srcObject = null;
+  }
+}
+
+function withTimeout(promise, ms) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timeout')), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The video area of a meeting: connects to LiveKit with a token from the media-token service,
+ * shows one tile per participant (plus one per screen share), and the mic / camera / screen
+ * controls. Tiles are keyed by LiveKit identity, which is the participant's public id.
+ */
+export class MediaStage {
+  constructor({ roomId, wantMic, wantCamera, onActiveSpeakers }) {
+    this.roomId = roomId;
+    this.wantMic = wantMic;
+    this.wantCamera = wantCamera;
+    this.onActiveSpeakers = onActiveSpeakers || (() => {});
+    this.lk = null;
+    this.room = null;
+    this.stopped = false;
+    this.localChange = false;
+    this.tiles = new Map();
+    this.audioElements = new Map();
+
+    this.notice = h('div', { class: 'stage-notice', hidden: true });
+    this.grid = h('div', { class: 'tiles', testid: 'video-grid' });
+    this.hint = h('p', { class: 'stage-hint', hidden: true }, t('media.alone'));
+    this.audioSink = h('div', { class: 'audio-sink', 'aria-hidden': 'true' });
+    this.element = h('div', { class: 'stage', testid: 'video-stage' },
+      this.grid, this.hint, this.notice, this.audioSink);
+
+    this.micButton = toggleButton({
+      testid: 'toggle-mic', iconOn: 'mic', iconOff: 'mic-off', text: t('media.mic'),
+      labelOn: t('media.mic.on'), labelOff: t('media.mic.off'), onclick: () => this.toggleMic(),
+    });
+    this.camButton = toggleButton({
+      testid: 'toggle-camera', iconOn: 'cam', iconOff: 'cam-off', text: t('media.cam'),
+      labelOn: t('media.cam.on'), labelOff: t('media.cam.off'), onclick: () => this.toggleCamera(),
+    });
+    this.screenButton = toggleButton({
+      testid: 'toggle-screen', iconOn: 'screen', iconOff: 'screen', text: t('media.screen'),
+      labelOn: t('media.screen.on'), labelOff: t('media.screen.off'), onclick: () => this.toggleScreen(),
+    });
+    this.screenButton.hidden = !screenShareSupported();
+    this.controls = [this.micButton, this.camButton, this.screenButton];
+    this.updateControls();
+  }
+
+  /** Connects; on any failure shows "Video is unavailable" with a retry and returns normally. */
+  async start() {
+    this.showNotice('connecting');
+    this.updateControls();
+    try {
+      const grant = await api.mediaToken(this.roomId);
+      if (this.stopped) return;
+      if (!grant?.token || !grant?.url) throw new Error('no token');
+      this.lk = this.lk || (await import(LIVEKIT_MODULE));
+      if (this.stopped) return;
+      this.lk.setLogLevel?.('warn');
+      const room = new this.lk.Room({ adaptiveStream: true, dynacast: true });
+      this.room = room;
+      this.listen(room);
+      try {
+        await withTimeout(room.connect(grant.url, grant.token, { autoSubscribe: true }), CONNECT_TIMEOUT_MS);
+      } catch (error) {
+        this.room = null;
+        room.removeAllListeners?.();
+        room.disconnect().catch(() => {});
+        throw error;
+      }
+      if (this.stopped) {
+        room.disconnect().catch(() => {});
+        return;
+      }
+      this.hideNotice();
+      this.syncAll();
+      await this.publishInitial();
+    } catch (error) {
+      if (this.stopped) return;
+      const detail = error instanceof ApiError ? error.describe() : '';
+      this.showNotice('unavailable', detail);
+      this.clearTiles();
+      this.updateControls();
+    }
+  }
+
+  async publishInitial() {
+    const local = this.room?.localParticipant;
+    if (!local) return;
+    for (const [wanted, enable] of [
+      [this.wantMic, (on) => local.setMicrophoneEnabled(on)],
+      [this.wantCamera, (on) => local.setCameraEnabled(on)],
+    ]) {
+      if (!wanted) continue;
+      try {
+        this.localChange = true;
+        await enable(true);
+      } catch (error) {
+        toast(t('media.deviceError', { reason: deviceErrorReason(error) }), 'error');
+      } finally {
+        this.localChange = false;
+      }
+    }
+    this.syncParticipant(local);
+    this.updateControls();
+  }
+
+  listen(room) {
+    const { RoomEvent } = this.lk;
+    const resync = (participant) => participant && this.syncParticipant(participant);
+    room
+      .on(RoomEvent.ParticipantConnected, resync)
+      .on(RoomEvent.ParticipantDisconnected, (participant) => this.removeParticipant(participant.identity))
+      .on(RoomEvent.TrackSubscribed, (_track, _pub, participant) => resync(participant))
+      .on(RoomEvent.TrackUnsubscribed, (_track, _pub, participant) => resync(participant))
+      .on(RoomEvent.TrackPublished, (_pub, participant) => resync(participant))
+      .on(RoomEvent.TrackUnpublished, (_pub, participant) => resync(participant))
+      .on(RoomEvent.LocalTrackPublished, () => resync(room.localParticipant))
+      .on(RoomEvent.LocalTrackUnpublished, () => resync(room.localParticipant))
+      .on(RoomEvent.ParticipantNameChanged, (_name, participant) => resync(participant))
+      .on(RoomEvent.TrackMuted, (pub, participant) => {
+        resync(participant);
+        if (participant === room.localParticipant && !this.localChange) {
+          const kind = pub.kind === 'audio' ? 'audio' : 'video';
+          toast(t('media.mutedByHost', { kind: t(`media.kind.${kind}`) }));
+        }
+      })
+      .on(RoomEvent.TrackUnmuted, (_pub, participant) => resync(participant))
+      .on(RoomEvent.ActiveSpeakersChanged, (speakers) => this.markSpeakers(speakers))
+      .on(RoomEvent.AudioPlaybackStatusChanged, () => this.updateAudioPlayback())
+      .on(RoomEvent.MediaDevicesError, (error) => {
+        toast(t('media.deviceError', { reason: deviceErrorReason(error) }), 'error');
+      })
+      .on(RoomEvent.Reconnecting, () => this.showNotice('reconnecting'))
+      .on(RoomEvent.Reconnected, () => {
+        this.hideNotice();
+        this.syncAll();
+      })
+      .on(RoomEvent.Disconnected, () => {
+        if (this.stopped || this.room !== room) return;
+        this.room = null;
+        this.clearTiles();
+        this.showNotice('disconnected');
+        this.updateControls();
+      });
+  }
+
+  // --- tiles -------------------------------------------------------------------------------
+
+  syncAll() {
+    if (!this.room) return;
+    this.syncParticipant(this.room.localParticipant);
+    for (const participant of this.room.remoteParticipants.values()) this.syncParticipant(participant);
+    this.updateAudioPlayback();
+  }
+
+  syncParticipant(participant) {
+    if (this.stopped || !this.room) return;
+    const { Track } = this.lk;
+    const isLocal = participant === this.room.localParticipant;
+    const name = isLocal ? t('media.you') : participant.name || participant.identity;
+
+    const camera = participant.getTrackPublication(Track.Source.Camera);
+    const cameraTile = this.tile(`${participant.identity}:camera`, participant.identity, name, isLocal);
+    this.showVideo(cameraTile, camera && !camera.isMuted ? camera.track : null);
+    const mic = participant.getTrackPublication(Track.Source.Microphone);
+    cameraTile.classList.toggle('tile-mic-off', !mic || mic.isMuted);
+
+    const screen = participant.getTrackPublication(Track.Source.ScreenShare);
+    const screenKey = `${participant.identity}:screen`;
+    if (screen?.track && !screen.isMuted) {
+      const screenTile = this.tile(screenKey, participant.identity,
+        t('media.screenOf', { name }), false, true);
+      this.showVideo(screenTile, screen.track);
+    } else {
+      this.removeTile(screenKey);
+    }
+
+    if (!isLocal) {
+      for (const source of [Track.Source.Microphone, Track.Source.ScreenShareAudio]) {
+        const pub = participant.getTrackPublication(source);
+        this.playAudio(`${participant.identity}:${source}`, pub?.track || null);
+      }
+    }
+    if (isLocal) this.updateControls();
+    this.layout();
+  }
+
+  tile(key, identity, name, mirrored, isScreen = false) {
+    let tile = this.tiles.get(key);
+    if (!tile) {
+      const video = h('video', { class: 'tile-video', autoplay: true, playsinline: true, muted: true });
+      video.muted = true;
+      tile = h(
+        'div',
+        { class: `tile ${isScreen ? 'tile-screen' : ''}`, testid: 'video-tile', dataset: { identity } },
+        video,
+        h('div', { class: `tile-avatar ${hueClass(identity)}`, 'aria-hidden': 'true' }),
+        h('div', { class: 'tile-label' },
+          h('span', { class: 'icon icon-mic-off tile-mic-icon', 'aria-hidden': 'true' }),
+          h('span', { class: 'tile-name' })),
+      );
+      tile.video = video;
+      tile.videoTrack = null;
+      video.classList.toggle('mirror', mirrored);
+      this.tiles.set(key, tile);
+      // Screen shares go first: they are what people look at.
+      if (isScreen) this.grid.prepend(tile);
+      else this.grid.appendChild(tile);
+    }
+    tile.querySelector('.tile-name').textContent = name;
+    tile.querySelector('.tile-avatar').textContent = initials(name);
+    return tile;
+  }
+
+  showVideo(tile, track) {
+    if (tile.videoTrack === track) return;
+    if (tile.videoTrack) tile.videoTrack.detach(tile.video);
+    tile.videoTrack = track;
+    if (track) track.attach(tile.video);
+    tile.classList.toggle('tile-has-video', Boolean(track));
+  }
+
+  playAudio(key, track) {
+    const current = this.audioElements.get(key);
+    if (current?.track === track) return;
+    if (current) {
+      current.track?.detach(current.element);
+      current.element.remove();
+      this.audioElements.delete(key);
+    }
+    if (track) {
+      const element = track.attach();
+      this.audioSink.appendChild(element);
+      this.audioElements.set(key, { track, element });
+    }
+  }
+
+  removeTile(key) {
+    const tile = this.tiles.get(key);
+    if (!tile) return;
+    tile.videoTrack?.detach(tile.video);
+    tile.remove();
+    this.tiles.delete(key);
+  }
+
+  removeParticipant(identity) {
+    for (const key of [...this.tiles.keys()]) {
+      if (key.startsWith(`${identity}:`)) this.removeTile(key);
+    }
+    for (const [key, entry] of [...this.audioElements]) {
+      if (key.startsWith(`${identity}:`)) {
+        entry.track?.detach(entry.element);
+        entry.element.remove();
+        this.audioElements.delete(key);
+      }
+    }
+    this.layout();
+  }
+
+  clearTiles() {
+    for (const key of [...this.tiles.keys()]) this.removeTile(key);
+    for (const entry of this.audioElements.values()) {
+      entry.track?.detach(entry.element);
+      entry.element.remove();
+    }
+    this.audioElements.clear();
+    this.onActiveSpeakers(new Set());
+    this.layout();
+  }
+
+  layout() {
+    const count = this.tiles.size;
+    this.grid.dataset.count = String(Math.min(count, 10));
+    this.hint.hidden = !(this.room && count === 1);
+  }
+
+  markSpeakers(speakers) {
+    const speaking = new Set(speakers.map((p) => p.identity));
+    for (const [key, tile] of this.tiles) {
+      tile.classList.toggle('tile-speaking', key.endsWith(':camera') && speaking.has(tile.dataset.identity));
+    }
+    this.onActiveSpeakers(speaking);
+  }
+
+  updateAudioPlayback() {
+    if (!this.room || this.room.canPlaybackAudio) {
+      this.audioButton?.remove();
+      this.audioButton = null;
+      return;
+    }
+    if (this.audioButton) return;
+    this.audioButton = h('button', {
+      type: 'button', class: 'btn btn-primary stage-audio', testid: 'enable-audio',
+      onclick: () => this.room?.startAudio().then(() => this.updateAudioPlayback()).catch(() => {}),
+    }, t('media.enableAudio'));
+    this.element.appendChild(this.audioButton);
+  }
+
+  // --- notices -----------------------------------------------------------------------------
+
+  showNotice(state, detail = '') {
+    const notice = this.notice;
+    notice.hidden = false;
+    notice.className = `stage-notice stage-notice-${state}`;
+    delete notice.dataset.testid;
+    if (state === 'unavailable' || state === 'disconnected') {
+      notice.dataset.testid = 'video-unavailable';
+      mount(
+        notice,
+        h('span', { class: 'icon icon-cam-off stage-notice-icon', 'aria-hidden': 'true' }),
+        h('strong', { class: 'stage-notice-title' },
+          state === 'unavailable' ? t('media.unavailable') : t('media.disconnected')),
+        h('span', { class: 'stage-notice-detail' },
+          [detail, t('media.unavailable.detail')].filter(Boolean).join(' · ')),
+        h('button', { type: 'button', class: 'btn btn-small', testid: 'video-retry', onclick: () => this.retry() },
+          t('media.retry')),
+      );
+    } else {
+      mount(notice, h('span', { class: 'spinner', 'aria-hidden': 'true' }),
+        h('span', {}, state === 'reconnecting' ? t('media.reconnecting') : t('media.connecting')));
+    }
+  }
+
+  hideNotice() {
+    this.notice.hidden = true;
+    delete this.notice.dataset.testid;
+    this.notice.replaceChildren();
+  }
+
+  retry() {
+    if (this.room || this.stopped) return;
+    this.start();
+  }
+
+  // --- controls ----------------------------------------------------------------------------
+
+  updateControls() {
+    const local = this.room?.localParticipant;
+    const connected = Boolean(local);
+    if (connected) {
+      // Remembered so that a reconnect after a drop restores what the user had on.
+      this.wantMic = local.isMicrophoneEnabled;
+      this.wantCamera = local.isCameraEnabled;
+    }
+    this.micButton.update(connected ? local.isMicrophoneEnabled : this.wantMic, !connected);
+    this.camButton.update(connected ? local.isCameraEnabled : this.wantCamera, !connected);
+    this.screenButton.update(connected ? local.isScreenShareEnabled : false, !connected);
+  }
+
+  async toggle(change, { quietWhenDenied = false } = {}) {
+    const local = this.room?.localParticipant;
+    if (!local) return;
+    this.localChange = true;
+    try {
+      await change(local);
+    } catch (error) {
+      // Closing the browser's screen picker is a choice, not an error worth a message.
+      if (!(quietWhenDenied && error?.name === 'NotAllowedError')) {
+        toast(t('media.deviceError', { reason: deviceErrorReason(error) }), 'error');
+      }
+    } finally {
+      this.localChange = false;
+      if (this.room) this.syncParticipant(this.room.localParticipant);
+      this.updateControls();
+    }
+  }
+
+  toggleMic() {
+    return this.toggle((local) => local.setMicrophoneEnabled(!local.isMicrophoneEnabled));
+  }
+
+  toggleCamera() {
+    return this.toggle((local) => local.setCameraEnabled(!local.isCameraEnabled));
+  }
+
+  toggleScreen() {
+    return this.toggle(
+      (local) => local.setScreenShareEnabled(!local.isScreenShareEnabled, { audio: true }),
+      { quietWhenDenied: true },
+    );
+  }
+
+  /** Leaves LiveKit and releases camera and microphone. Safe to call more than once. */
+  stop() {
+    this.stopped = true;
+    const room = this.room;
+    this.room = null;
+    this.clearTiles();
+    if (room) room.disconnect().catch(() => {});
+  }
+}

@@ -1,0 +1,423 @@
+// The room page /r/{room_id}: look the room up, the pre-join step, then the meeting itself.
+
+import { api, ApiError, isUuid, rememberedName, rememberName } from './api.js';
+import { ChatPanel, ChatSocket, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_ROOM_ENDED } from './chat.js';
+import { h, mount, toast } from './dom.js';
+import { t } from './i18n.js';
+import { DevicePreview, MediaStage, toggleButton } from './media.js';
+import { ParticipantList } from './participants.js';
+import { showEnded, showError, showFull, showKicked, showNotFound, showRateLimited } from './screens.js';
+
+const LEAVE_TIMEOUT_MS = 3000;
+
+function loading() {
+  return h('div', { class: 'loading', role: 'status' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }));
+}
+
+export function renderRoom(root, navigate, roomId) {
+  const session = new RoomSession(root, navigate, roomId);
+  session.open();
+  return () => session.destroy();
+}
+
+class RoomSession {
+  constructor(root, navigate, roomId) {
+    this.root = root;
+    this.navigate = navigate;
+    this.roomId = String(roomId).toLowerCase();
+    this.room = null;
+    this.self = null;
+    this.preview = null;
+    this.socket = null;
+    this.chat = null;
+    this.people = null;
+    this.stage = null;
+    this.inMeeting = false;
+    this.finished = false;
+    this.screenCleanup = null;
+    this.rejoinedAt = 0;
+  }
+
+  // --- screens -----------------------------------------------------------------------------
+
+  clearScreen() {
+    this.screenCleanup?.();
+    this.screenCleanup = null;
+  }
+
+  /** Leaves the meeting view for one of the final screens; nothing of the meeting keeps running. */
+  finish(kind, extra = {}) {
+    this.teardown();
+    this.clearScreen();
+    document.title = t('app.name');
+    const retry = () => this.open();
+    switch (kind) {
+      case 'not-found': showNotFound(this.root, this.navigate); break;
+      case 'ended': showEnded(this.root, this.navigate); break;
+      case 'kicked': showKicked(this.root, this.navigate); break;
+      case 'full':
+        showFull(this.root, this.navigate, { maxParticipants: this.room?.max_participants, onRetry: retry });
+        break;
+      case 'rate-limited':
+        this.screenCleanup = showRateLimited(this.root, this.navigate, { seconds: extra.seconds, onRetry: retry });
+        break;
+      default:
+        showError(this.root, this.navigate, { onRetry: retry });
+    }
+  }
+
+  /** The screen for an API error that ends this visit, or false if the caller should handle it. */
+  finishFor(error) {
+    if (!(error instanceof ApiError)) return false;
+    if (error.code === 'room_not_found' || (error.status === 404 && error.code !== 'participant_not_found')) {
+      this.finish('not-found');
+    } else if (error.code === 'room_ended') this.finish('ended');
+    else if (error.code === 'room_full') this.finish('full');
+    else if (error.code === 'banned') this.finish('kicked');
+    else if (error.code === 'rate_limited' || error.status === 429) {
+      this.finish('rate-limited', { seconds: error.retryAfter ?? 5 });
+    } else return false;
+    return true;
+  }
+
+  // --- step 1: the room --------------------------------------------------------------------
+
+  async open() {
+    this.clearScreen();
+    this.finished = false;
+    if (!isUuid(this.roomId)) {
+      this.finish('not-found');
+      return;
+    }
+    mount(this.root, loading());
+    try {
+      this.room = await api.getRoom(this.roomId);
+    } catch (error) {
+      if (!this.finishFor(error)) this.finish('error');
+      return;
+    }
+    if (this.finished) return;
+    if (this.room.status === 'ended') {
+      this.finish('ended');
+      return;
+    }
+    this.showPrejoin();
+  }
+
+  // --- step 2: pre-join --------------------------------------------------------------------
+
+  showPrejoin() {
+    const room = this.room;
+    document.title = `${room.title} · ${t('app.name')}`;
+    const video = h('video', { class: 'preview-video mirror', autoplay: true, playsinline: true, muted: true });
+    video.muted = true;
+    const placeholder = h('div', { class: 'preview-placeholder' }, t('prejoin.preview.starting'));
+    const deviceNote = h('p', { class: 'preview-note', role: 'status', testid: 'prejoin-devices' });
+
+    const preview = new DevicePreview(video, (p) => {
+      micButton.update(p.micOn);
+      camButton.update(p.camOn);
+      placeholder.textContent = t('prejoin.preview.off');
+      placeholder.hidden = p.camOn;
+      deviceNote.textContent = p.error;
+      deviceNote.hidden = !p.error;
+    });
+    this.preview = preview;
+    const micButton = toggleButton({
+      testid: 'prejoin-mic', iconOn: 'mic', iconOff: 'mic-off', text: t('media.mic'),
+      labelOn: t('media.mic.on'), labelOff: t('media.mic.off'), onclick: () => preview.setMic(!preview.micOn),
+    });
+    const camButton = toggleButton({
+      testid: 'prejoin-camera', iconOn: 'cam', iconOff: 'cam-off', text: t('media.cam'),
+      labelOn: t('media.cam.on'), labelOff: t('media.cam.off'), onclick: () => preview.setCamera(!preview.camOn),
+    });
+    micButton.update(false);
+    camButton.update(false);
+    deviceNote.hidden = true;
+
+    const name = h('input', {
+      name: 'display_name', type: 'text', required: true, maxlength: 64, autocomplete: 'nickname',
+      placeholder: t('name.placeholder'), value: rememberedName(), testid: 'prejoin-name',
+    });
+    const error = h('p', { class: 'form-error', role: 'alert', testid: 'prejoin-error' });
+    const submit = h('button', { type: 'submit', class: 'btn btn-primary btn-wide', testid: 'prejoin-submit' },
+      t('prejoin.submit'));
+    const form = h(
+      'form',
+      { class: 'prejoin-form' },
+      h('h1', { class: 'prejoin-title' }, room.title),
+      room.description ? h('p', { class: 'prejoin-description' }, room.description) : null,
+      h('p', { class: 'prejoin-count', testid: 'prejoin-count' },
+        t('prejoin.count', { count: room.participant_count ?? 0, max: room.max_participants ?? '?' })),
+      h('label', { class: 'field' }, h('span', { class: 'field-label' }, t('prejoin.name')), name),
+      error,
+      submit,
+      h('button', { type: 'button', class: 'link-btn prejoin-back', onclick: () => this.navigate('/') },
+        t('prejoin.back')),
+    );
+    name.addEventListener('input', () => {
+      error.textContent = '';
+      name.setCustomValidity('');
+    });
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      name.value = name.value.trim();
+      if (!name.value) name.setCustomValidity(t('name.required'));
+      if (!form.reportValidity()) return;
+      submit.disabled = true;
+      submit.textContent = t('prejoin.busy');
+      const joined = await this.join(name.value, error);
+      if (!joined && !this.finished) {
+        submit.disabled = false;
+        submit.textContent = t('prejoin.submit');
+      }
+    });
+
+    mount(
+      this.root,
+      h('div', { class: 'prejoin card', testid: 'prejoin' },
+        h('div', { class: 'preview' },
+          h('div', { class: 'preview-frame' }, video, placeholder,
+            h('div', { class: 'preview-controls' }, micButton, camButton)),
+          deviceNote),
+        form),
+    );
+    name.focus();
+    preview.start();
+  }
+
+  // --- step 3: join ------------------------------------------------------------------------
+
+  /** POST join; true once in the meeting. Errors end on a screen or show inline in `errorLine`. */
+  async join(displayName, errorLine) {
+    let self;
+    try {
+      ({ self } = await api.joinRoom(this.roomId, displayName));
+    } catch (error) {
+      if (this.finished) return false;
+      if (this.finishFor(error)) return false;
+      if (errorLine) {
+        const field = error instanceof ApiError ? error.errors.find((e) => e.field === 'display_name') : null;
+        errorLine.textContent = field?.message || (error instanceof ApiError ? error.describe() : t('error.network'));
+      }
+      return false;
+    }
+    if (this.finished) return false;
+    rememberName(displayName);
+    this.enter(self);
+    return true;
+  }
+
+  // --- step 4: the meeting -----------------------------------------------------------------
+
+  enter(self) {
+    this.self = self;
+    const wantMic = this.preview?.micOn ?? false;
+    const wantCamera = this.preview?.camOn ?? false;
+    this.preview?.stop();
+    this.preview = null;
+    this.inMeeting = true;
+
+    this.people = new ParticipantList({
+      self,
+      maxParticipants: this.room.max_participants,
+      onModerate: (person, kind) => this.moderate(person, kind),
+    });
+    this.people.upsert({ id: self.id, display_name: self.display_name, role: self.role, joined_at: self.joined_at });
+    this.chat = new ChatPanel({ roomId: this.roomId, self, send: (frame) => this.socket?.send(frame) ?? false });
+    this.stage = new MediaStage({
+      roomId: this.roomId,
+      wantMic,
+      wantCamera,
+      onActiveSpeakers: (ids) => this.people?.setSpeaking(ids),
+    });
+    this.socket = new ChatSocket({
+      roomId: this.roomId,
+      lastSeenId: () => this.chat?.lastSeenId() ?? null,
+      onFrame: (frame) => this.onFrame(frame),
+      onStatus: (state) => this.chat?.setStatus(state),
+      onFinal: (code) => this.onSocketFinal(code),
+    });
+
+    this.renderMeeting();
+    this.refreshParticipants();
+    this.socket.connect();
+    this.stage.start();
+  }
+
+  renderMeeting() {
+    const link = `${location.origin}/r/${this.roomId}`;
+    const linkInput = h('input', {
+      class: 'share-input', type: 'text', readonly: true, value: link, testid: 'room-link',
+      'aria-label': t('room.link'), spellcheck: 'false',
+    });
+    linkInput.addEventListener('focus', () => linkInput.select());
+    const copyLabel = h('span', { class: 'copy-label' }, t('room.copy'));
+    const copy = h('button', { type: 'button', class: 'btn btn-small', testid: 'copy-link' },
+      h('span', { class: 'icon icon-copy', 'aria-hidden': 'true' }), copyLabel);
+    copy.addEventListener('click', () => this.copyLink(link, linkInput, copyLabel));
+
+    const isHost = this.self.role === 'host';
+    const leave = h('button', { type: 'button', class: 'btn btn-danger', testid: 'leave-button' },
+      h('span', { class: 'icon icon-leave', 'aria-hidden': 'true' }), h('span', {}, t('room.leave')));
+    leave.addEventListener('click', () => {
+      leave.disabled = true;
+      this.leave();
+    });
+    const end = isHost
+      ? h('button', { type: 'button', class: 'btn btn-outline-danger', testid: 'end-button' },
+        h('span', { class: 'icon icon-end', 'aria-hidden': 'true' }), h('span', {}, t('room.end')))
+      : null;
+    end?.addEventListener('click', async () => {
+      end.disabled = true;
+      try {
+        await api.endRoom(this.roomId);
+        this.finish('ended');
+      } catch (error) {
+        end.disabled = false;
+        if (error instanceof ApiError && error.code === 'room_ended') this.finish('ended');
+        else toast(error instanceof ApiError ? error.describe() : t('error.network'), 'error');
+      }
+    });
+
+    mount(
+      this.root,
+      h('div', { class: 'room', testid: 'room' },
+        h('header', { class: 'room-header' },
+          h('div', { class: 'room-heading' },
+            h('h1', { class: 'room-title', testid: 'room-title' }, this.room.title),
+            this.room.description ? h('p', { class: 'room-description' }, this.room.description) : null),
+          h('div', { class: 'share' }, linkInput, copy)),
+        h('div', { class: 'room-body' },
+          h('div', { class: 'room-main' },
+            this.stage.element,
+            h('div', { class: 'controls' },
+              h('div', { class: 'controls-media' }, this.stage.controls),
+              h('div', { class: 'controls-session' }, end, leave))),
+          h('aside', { class: 'room-side' }, this.people.element, this.chat.element))),
+    );
+  }
+
+  async copyLink(link, input, label) {
+    try {
+      if (!navigator.clipboard?.writeText) throw new Error('no clipboard');
+      await navigator.clipboard.writeText(link);
+      label.textContent = t('room.copied');
+      setTimeout(() => { label.textContent = t('room.copy'); }, 2000);
+    } catch {
+      // Without clipboard access the link stays visible and selected in its box.
+      input.focus();
+      input.select();
+      toast(t('room.copy.manual'));
+    }
+  }
+
+  async refreshParticipants() {
+    try {
+      const list = await api.listParticipants(this.roomId);
+      if (this.people && !this.finished) this.people.setAll(list);
+    } catch (error) {
+      // A failed refresh is repaired by the next one; only a vanished room ends the visit.
+      if (!this.finished && error instanceof ApiError && error.code === 'room_not_found') this.finish('not-found');
+    }
+  }
+
+  onFrame(frame) {
+    if (this.finished) return;
+    switch (frame.type) {
+      case 'ready':
+        this.refreshParticipants();
+        this.chat.onReady();
+        break;
+      case 'participant.joined':
+        this.people.upsert(frame.participant);
+        break;
+      case 'participant.left':
+        this.people.remove(frame.participant?.id);
+        break;
+      case 'room.ended':
+        this.finish('ended');
+        break;
+      default:
+        this.chat.handleFrame(frame);
+    }
+  }
+
+  async onSocketFinal(code) {
+    if (this.finished) return;
+    if (code === CLOSE_ROOM_ENDED) this.finish('ended');
+    else if (code === CLOSE_NOT_FOUND) this.finish('not-found');
+    else if (code === CLOSE_FORBIDDEN) await this.checkMembership();
+  }
+
+  /**
+   * 4403 means "kicked" or "not a participant": a membership that lapsed (the browser was
+   * away too long) can simply be renewed, a ban cannot. Joining again tells the two apart.
+   */
+  async checkMembership() {
+    const recentlyRejoined = Date.now() - this.rejoinedAt < 30000;
+    if (recentlyRejoined) {
+      this.finish('kicked');
+      return;
+    }
+    try {
+      const { self } = await api.joinRoom(this.roomId, this.self.display_name);
+      if (this.finished) return;
+      this.rejoinedAt = Date.now();
+      this.self = self;
+      this.people.setSelf(self);
+      this.chat.setSelf(self);
+      this.socket.connect();
+    } catch (error) {
+      if (this.finished) return;
+      if (!this.finishFor(error)) this.finish('kicked');
+    }
+  }
+
+  async moderate(person, kind) {
+    try {
+      if (kind === 'kick') {
+        await api.kick(this.roomId, person.id);
+        this.people.remove(person.id);
+        toast(t('room.kicked.ok', { name: person.display_name }));
+      } else {
+        await api.mute(this.roomId, person.id, kind);
+        toast(t('room.muted.ok'));
+      }
+    } catch (error) {
+      if (error instanceof ApiError && error.code === 'room_ended') this.finish('ended');
+      else toast(error instanceof ApiError ? error.describe() : t('error.network'), 'error');
+    }
+  }
+
+  async leave() {
+    this.finished = true;
+    this.teardown();
+    await Promise.race([
+      api.leaveRoom(this.roomId).catch(() => {}),
+      new Promise((resolve) => setTimeout(resolve, LEAVE_TIMEOUT_MS)),
+    ]);
+    this.navigate('/');
+  }
+
+  /** Stops the socket, LiveKit and the camera. Does not tell the server anything. */
+  teardown() {
+    this.finished = true;
+    this.preview?.stop();
+    this.preview = null;
+    this.socket?.close();
+    this.socket = null;
+    this.stage?.stop();
+    this.stage = null;
+    this.chat?.destroy();
+    this.inMeeting = false;
+  }
+
+  /** Navigating away inside the app (Back, home link) is leaving the meeting. */
+  destroy() {
+    const wasInMeeting = this.inMeeting;
+    this.clearScreen();
+    this.teardown();
+    if (wasInMeeting) api.leaveRoom(this.roomId).catch(() => {});
+  }
+}
