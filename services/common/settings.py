@@ -19,6 +19,7 @@ class CommonSettings(BaseSettings):
     nats_subject_prefix: str = "rooms"
 
     rooms_internal_url: str = "http://127.0.0.1:8001"
+    presence_refresh_seconds: float = 15.0
     request_timeout_seconds: float = 10.0
     dependency_timeout_seconds: float = 3.0
     max_body_bytes: int = 64 * 1024

@@ -1,14 +1,16 @@
 """HTTP routes of the rooms context: parse, call the service, shape the answer."""
 
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
-
-from fastapi import APIRouter, Depends, Request, Response
-from livekit import api as livekit_api
 
 from common.errors import ParticipantNotFound, Problem, RoomNotFound, Unauthorized
 from common.identity import HEADER, participant_id_from
 from common.web import client_ip
+from fastapi import APIRouter, Depends, Request, Response
+from livekit import api as livekit_api
+from pydantic import BaseModel
+
 from rooms.schemas import (
     CreatedRoom,
     CreateRoom,
@@ -182,6 +184,34 @@ async def membership(
     """Asked by chat and media-token when the Redis membership hash is missing."""
     room, member = await service.membership(room_id, participant_id)
     return MembershipCheck(room=room, member=member)
+
+
+class TimeoutRequest(BaseModel):
+    idle_since_ms: int
+
+
+class RetentionRequest(BaseModel):
+    ended_before: datetime
+
+
+@internal.post("/rooms/{room_id}/expire")
+async def expire_room(room_id: RoomId, service: Service) -> dict[str, bool]:
+    """Asked by the janitor for a room past its expires_at; a no-op unless still due."""
+    return {"ended": await service.expire(room_id)}
+
+
+@internal.post("/rooms/{room_id}/participants/{public_id}/timeout")
+async def time_out_participant(
+    room_id: RoomId, public_id: UUID, body: TimeoutRequest, service: Service
+) -> dict[str, bool]:
+    """Asked by the janitor for a member with no sign of life since idle_since_ms."""
+    return {"left": await service.time_out(room_id, public_id, body.idle_since_ms)}
+
+
+@internal.post("/retention")
+async def retention(body: RetentionRequest, service: Service) -> dict[str, int]:
+    """Asked by the janitor: deletes rooms ended before `ended_before`."""
+    return {"deleted": await service.delete_ended_before(body.ended_before)}
 
 
 def webhook_receiver(key: str, secret: str) -> livekit_api.WebhookReceiver:

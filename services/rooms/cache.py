@@ -5,9 +5,9 @@ import json
 from uuid import UUID
 
 import redis.asyncio as aioredis
-
 from common import keys
 from common.events import PublicParticipant
+
 from rooms.schemas import RoomView
 
 META_TTL_SECONDS = 60

@@ -3,10 +3,10 @@
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import func, select, update
+from common.events import RoomEvent, event_subject
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.events import RoomEvent, event_subject
 from rooms.models import Membership, OutboxEvent, Room
 
 
@@ -114,3 +114,12 @@ async def unpublished_events(session: AsyncSession, batch: int) -> list[OutboxEv
         .with_for_update(skip_locked=True)
     )
     return list((await session.execute(query)).scalars())
+
+
+async def delete_rooms_ended_before(session: AsyncSession, cutoff: datetime) -> int:
+    query = (
+        delete(Room)
+        .where(Room.status == "ended", Room.ended_at < cutoff)
+        .returning(Room.id)
+    )
+    return len((await session.execute(query)).scalars().all())

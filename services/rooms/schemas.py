@@ -4,10 +4,9 @@ import unicodedata
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
-
 from common.events import PublicParticipant
 from common.timefmt import Timestamp
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 _FORBIDDEN_CATEGORIES = {"Cc", "Zl", "Zp"}
 

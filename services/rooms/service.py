@@ -3,12 +3,10 @@ first, then writes Redis through, then wakes the outbox relay, all before the ca
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
+from common import presence
 from common.errors import (
     Banned,
     NotAParticipant,
@@ -19,9 +17,11 @@ from common.errors import (
     RoomNotFound,
     ValidationFailed,
 )
-from common import presence
 from common.events import LeaveReason, PublicParticipant, RoomEvent
 from common.timefmt import utcnow
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from rooms import repository as repo
 from rooms.cache import RoomCache, parse_member
 from rooms.models import Membership, Room
@@ -371,6 +371,49 @@ class RoomsService:
         _, raw = await self.cache.member(room_id, participant_id)
         if raw:
             await presence.touch(self.cache.redis, room_id, parse_member(raw).id)
+
+    # --- asked by the janitor; each re-checks under the room lock, so repeats are no-ops ---
+
+    async def expire(self, room_id: UUID) -> bool:
+        """Ends the room when it is still active, empty and past its expires_at."""
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            room = await repo.get_room(session, room_id, lock=True)
+            if room is None or room.status != "active" or room.expires_at is None:
+                return False
+            if room.expires_at > now or await repo.active_count(session, room_id) > 0:
+                return False
+            await self._end_locked(session, room, now)
+        await self.cache.drop_members(room_id, [], "ended")
+        self.on_events()
+        return True
+
+    async def time_out(self, room_id: UUID, public_id: UUID, idle_since_ms: int) -> bool:
+        """Marks a member left with reason `timeout` when it still shows no sign of life:
+        no LiveKit connection and no request or socket heartbeat since idle_since_ms."""
+        async with self.sessions() as session, session.begin():
+            room = await repo.get_room(session, room_id, lock=True)
+            if room is None or room.status != "active":
+                return False
+            member = await repo.membership_by_public_id(session, room_id, public_id)
+            if member is None or member.left_at is not None or member.livekit_sid:
+                return False
+            if member.joined_at.timestamp() * 1000 >= idle_since_ms:
+                return False
+            last_seen = await presence.last_seen(self.cache.redis, room_id, public_id)
+            if last_seen is not None and last_seen >= idle_since_ms:
+                return False
+            await self._close(session, room, member, "timeout")
+            secret = member.participant_id
+        await self.cache.drop_members(room_id, [secret], "active")
+        self.on_events()
+        return True
+
+    async def delete_ended_before(self, cutoff: datetime) -> int:
+        """Deletes rooms ended before cutoff, with their memberships (stored IP addresses and
+        user agents must not outlive their purpose)."""
+        async with self.sessions() as session, session.begin():
+            return await repo.delete_rooms_ended_before(session, cutoff)
 
     # --- LiveKit webhooks ----------------------------------------------------------------
 

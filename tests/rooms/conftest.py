@@ -1,0 +1,55 @@
+"""The rooms app in-process (real PostgreSQL, Redis and NATS), one per test session."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from helpers import app_client, hdr, new_pid
+from rooms.main import create_app
+from rooms.settings import RoomsSettings
+
+
+@pytest.fixture(scope="session")
+async def rooms_app():
+    app = create_app(RoomsSettings())
+    async with app_client(app) as client:
+        client.app = app  # type: ignore[attr-defined]
+        yield client
+
+
+@pytest.fixture
+async def api(rooms_app: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    yield rooms_app
+
+
+class RoomFixture:
+    """A room with a host, made through the API."""
+
+    def __init__(self, client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+        self.client = client
+        self.body = body
+        self.host = new_pid()
+        self.id = ""
+        self.host_public_id = ""
+
+    async def create(self) -> "RoomFixture":
+        response = await self.client.post("/api/v1/rooms", json=self.body, headers=hdr(self.host))
+        assert response.status_code == 201, response.text
+        self.id = response.json()["room"]["id"]
+        self.host_public_id = response.json()["participant"]["id"]
+        return self
+
+    async def join(self, name: str = "Guest", pid: str | None = None) -> tuple[str, dict[str, Any]]:
+        pid = pid or new_pid()
+        response = await self.client.post(
+            f"/api/v1/rooms/{self.id}/join", json={"display_name": name}, headers=hdr(pid)
+        )
+        assert response.status_code in (200, 201), response.text
+        return pid, response.json()
+
+
+@pytest.fixture
+async def room(api: httpx.AsyncClient) -> RoomFixture:
+    return await RoomFixture(api, {"title": "Weekly sync", "max_participants": 5}).create()
