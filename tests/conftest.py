@@ -7,13 +7,19 @@ import secrets
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+if TYPE_CHECKING:
+    import httpx
+    from stack import Stack
+
 ROOT = Path(__file__).resolve().parents[1]
-RUN_ID = os.environ.get("VECHE_TEST_RUN_ID") or secrets.token_hex(4)
+# Kept in the environment so a second import of this module (or a child process) agrees.
+RUN_ID = os.environ.setdefault("VECHE_TEST_RUN_ID", secrets.token_hex(4))
 
 BASE_DATABASE_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -125,19 +131,66 @@ async def _drop_stream() -> None:
     await nc.close()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def test_database() -> Iterator[str]:
-    asyncio.run(_admin(f'CREATE DATABASE "veche_test_{RUN_ID}"'))
+def create_migrated_database(name: str) -> str:
+    """Creates database `name`, migrates it with Alembic, returns its URL."""
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    url = _db_parts._replace(path=f"/{name}").geturl()
     subprocess.run(
         [sys.executable, "-m", "alembic", "-c", str(ROOT / "services/rooms/alembic.ini"),
          "upgrade", "head"],
-        check=True, cwd=ROOT, env={**os.environ, "DATABASE_URL": DATABASE_URL},
+        check=True, cwd=ROOT, env={**os.environ, "DATABASE_URL": url},
     )
+    return url
+
+
+def drop_database(name: str) -> None:
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_database() -> Iterator[str]:
+    create_migrated_database(f"veche_test_{RUN_ID}")
     yield DATABASE_URL
     asyncio.run(_drop_stream())
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "veche_test_{RUN_ID}" WITH (FORCE)'))
+    drop_database(f"veche_test_{RUN_ID}")
     for container in _containers:
         container.stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator["Stack"]:
+    """The real processes behind the real Traefik, on free ports, for the whole session."""
+    import tempfile
+
+    from stack import Stack, free_port
+
+    run_dir = Path(tempfile.mkdtemp(prefix="veche-e2e-"))
+    ports = {name: free_port() for name in ("rooms", "chat", "media-token", "janitor", "web")}
+    env = {
+        # A LiveKit server that does not exist: media calls must never break the stack.
+        "LIVEKIT_URL": os.environ.get("E2E_LIVEKIT_URL", f"ws://127.0.0.1:{free_port()}"),
+        "GATEWAY_RATE_AVERAGE": "1000",
+        "GATEWAY_RATE_BURST": "2000",
+    }
+    running = Stack(run_dir=run_dir, env=env, gateway_port=free_port(), ports=ports,
+                    extra_chat_ports=[free_port()])
+    try:
+        running.start(timeout=90)
+    except Exception:
+        running.stop()
+        for log in sorted(run_dir.glob("*.log")):
+            print(f"--- {log.name}\n{log.read_text()[-3000:]}")
+        raise
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+async def gw(stack: "Stack") -> AsyncIterator["httpx.AsyncClient"]:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=stack.url, timeout=15) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

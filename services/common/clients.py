@@ -75,6 +75,9 @@ class Nats:
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,
                     name=self.settings.service_name,
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
                 )
             except Exception as exc:  # noqa: BLE001 - any failure to connect means retry
                 log.warning("nats connect failed: %s; retrying", type(exc).__name__)
@@ -94,6 +97,15 @@ class Nats:
                     continue
             self.connected.set()
             return
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.warning("nats: %s", type(exc).__name__)
+
+    async def _on_disconnected(self) -> None:
+        log.warning("nats: disconnected; reconnecting in the background")
+
+    async def _on_reconnected(self) -> None:
+        log.info("nats: reconnected")
 
     @property
     def is_connected(self) -> bool:

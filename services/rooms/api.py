@@ -150,8 +150,8 @@ class InvalidSignature(Unauthorized):
     code, title = "invalid_signature", "Invalid LiveKit webhook signature"
 
 
-@router.post("/api/v1/livekit/webhook", status_code=204, responses={401: _ERRORS[403]})
-async def livekit_webhook(request: Request, service: Service) -> Response:
+@router.post("/api/v1/livekit/webhook", responses={401: _ERRORS[403]})
+async def livekit_webhook(request: Request, service: Service) -> dict[str, str]:
     auth = request.headers.get("authorization", "")
     body = (await request.body()).decode("utf-8", errors="replace")
     if not auth:
@@ -174,7 +174,7 @@ async def livekit_webhook(request: Request, service: Service) -> Response:
         await service.livekit_left(public_id, participant.sid or None)  # type: ignore[union-attr]
     elif kind == "room_finished" and event.HasField("room"):
         await service.livekit_room_finished(event.room.name)
-    return Response(status_code=204)
+    return {"status": "ok"}
 
 
 @internal.get("/rooms/{room_id}/membership", response_model=MembershipCheck)

@@ -18,6 +18,7 @@ from common.errors import (
     ValidationFailed,
 )
 from common.events import LeaveReason, PublicParticipant, RoomEvent
+from common.livekit_names import livekit_room_name
 from common.timefmt import utcnow
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -103,7 +104,7 @@ class RoomsService:
         async with self.sessions() as session, session.begin():
             room = Room(
                 id=room_id,
-                livekit_room_name=f"veche-{room_id}",
+                livekit_room_name=livekit_room_name(room_id),
                 title=body.title,
                 description=body.description,
                 max_participants=body.max_participants,

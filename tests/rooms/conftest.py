@@ -53,3 +53,15 @@ class RoomFixture:
 @pytest.fixture
 async def room(api: httpx.AsyncClient) -> RoomFixture:
     return await RoomFixture(api, {"title": "Weekly sync", "max_participants": 5}).create()
+
+
+@pytest.fixture(scope="session")
+async def db():
+    """A plain asyncpg connection to this run's database, for checks the API cannot show."""
+    import os
+
+    import asyncpg
+
+    conn = await asyncpg.connect(os.environ["DATABASE_URL"].replace("postgresql+asyncpg", "postgresql"))
+    yield conn
+    await conn.close()
