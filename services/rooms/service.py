@@ -372,6 +372,7 @@ class RoomsService:
         _, raw = await self.cache.member(room_id, participant_id)
         if raw:
             await presence.touch(self.cache.redis, room_id, parse_member(raw).id)
+            await self.cache.refresh(room_id)
 
     # --- asked by the janitor; each re-checks under the room lock, so repeats are no-ops ---
 
