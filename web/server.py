@@ -51,21 +51,24 @@ LATENCY = Histogram(
 
 
 def _origin_sources(url: str) -> list[str]:
-    """The ws(s) and http(s) origins of a LiveKit URL, for connect-src.
+    """The ws and http origins of a plain-text LiveKit URL, for connect-src.
 
-    livekit-client talks WebSocket to the URL and also probes its http(s) twin
-    (connection checks, error diagnosis), so both schemes must be allowed.
+    livekit-client talks WebSocket to the URL and also probes its http twin (connection
+    checks, error diagnosis). Secure URLs are already covered by the wss:/https: schemes.
     """
     parts = urlsplit(url.strip())
-    if not parts.hostname:
+    if not parts.hostname or parts.scheme not in ("ws", "http"):
         return []
     host = parts.netloc.rsplit("@", 1)[-1]
-    secure = parts.scheme in ("https", "wss")
-    return [f"{'wss' if secure else 'ws'}://{host}", f"{'https' if secure else 'http'}://{host}"]
+    return [f"http://{host}"]
 
 
 def build_csp() -> str:
-    connect = ["'self'", "ws:", "wss:"]
+    # The LiveKit URL reaches the browser only at run time (in the media token response), so
+    # WebSocket connections to any host must be allowed. https: is allowed for the same reason
+    # (livekit-client probes the https twin of a wss URL); it opens nothing that wss: did not.
+    # Plain http: is allowed only for the configured LiveKit origins (a local ws:// server).
+    connect = ["'self'", "ws:", "wss:", "https:"]
     for name in ("LIVEKIT_PUBLIC_URL", "LIVEKIT_URL"):
         for source in _origin_sources(os.environ.get(name, "")):
             if source not in connect:

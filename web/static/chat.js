@@ -48,6 +48,11 @@ export class ChatSocket {
     clearTimeout(this.timer);
     this.timer = null;
     if (this.closed) return;
+    if (this.socket) {
+      const previous = this.socket;
+      this.socket = null;
+      previous.close(1000);
+    }
     this.onStatus(this.attempt === 0 ? 'connecting' : 'reconnecting');
     let socket;
     try {
@@ -146,7 +151,7 @@ export class ChatPanel {
     this.older = h('button', { type: 'button', class: 'btn btn-small chat-older', hidden: true,
       testid: 'chat-older', onclick: () => this.loadOlder() }, t('chat.older'));
     this.empty = h('p', { class: 'chat-empty' }, t('chat.empty'));
-    this.list = h('ol', { class: 'messages', testid: 'chat-messages' });
+    this.list = h('ol', { class: 'messages', role: 'log', testid: 'chat-messages' });
     this.scroller = h('div', { class: 'chat-scroll' }, this.older, this.empty, this.list);
     this.input = h('textarea', {
       class: 'chat-input', rows: 1, maxlength: MAX_CONTENT, placeholder: t('chat.placeholder'),

@@ -42,9 +42,11 @@ export function mount(el, ...children) {
 
 /** Up to two letters standing for a name, for avatars. */
 export function initials(name) {
-  const words = String(name || '?').trim().split(/\s+/).filter(Boolean);
-  const letters = words.slice(0, 2).map((w) => Array.from(w)[0] || '');
-  return (letters.join('') || '?').toUpperCase();
+  const words = String(name || '').trim().split(/\s+/).filter(Boolean);
+  // Letters and digits first; a name of only emoji keeps its first symbol.
+  const letters = words.map((w) => w.match(/[\p{L}\p{N}]/u)?.[0]).filter(Boolean).slice(0, 2);
+  if (letters.length) return letters.join('').toUpperCase();
+  return Array.from(words[0] || '?')[0];
 }
 
 /** A stable hue (0–359) from a string, so each person keeps one avatar colour. */

@@ -63,7 +63,7 @@ function createForm(navigate) {
 
   const form = h(
     'form',
-    { class: 'card form', novalidate: false },
+    { class: 'card form' },
     h('h2', { class: 'card-title' }, t('home.create.heading')),
     field(t('home.create.title'), title),
     field(t('home.create.description'), description),

@@ -4,7 +4,6 @@
 const en = {
   'app.name': 'Veche',
   'app.tagline': 'Meet by link. No accounts, no sign-up.',
-  'app.noscript': 'Veche needs JavaScript to run.',
 
   'home.create.heading': 'Start a meeting',
   'home.create.title': 'Meeting title',
@@ -27,7 +26,6 @@ const en = {
   'name.placeholder': 'How others will see you',
   'name.required': 'Enter your name.',
 
-  'prejoin.heading': 'Ready to join?',
   'prejoin.name': 'Your name',
   'prejoin.submit': 'Join meeting',
   'prejoin.busy': 'Joining…',
@@ -100,7 +98,6 @@ const en = {
   'chat.reconnecting': 'Reconnecting…',
   'chat.notSent': 'The message was not sent: {reason}',
   'chat.noAck': 'No confirmation from the server. The message may not have been sent.',
-  'chat.system': 'system',
   'chat.slowDown': 'too many messages, slow down a little',
 
   'screen.home': 'Go to home page',
@@ -135,7 +132,6 @@ const en = {
 const ru = {
   'app.name': 'Вече',
   'app.tagline': 'Встречи по ссылке. Без аккаунтов и регистрации.',
-  'app.noscript': 'Для работы Вече нужен JavaScript.',
 
   'home.create.heading': 'Начать встречу',
   'home.create.title': 'Название встречи',
@@ -158,7 +154,6 @@ const ru = {
   'name.placeholder': 'Как вас увидят другие',
   'name.required': 'Введите имя.',
 
-  'prejoin.heading': 'Готовы войти?',
   'prejoin.name': 'Ваше имя',
   'prejoin.submit': 'Войти во встречу',
   'prejoin.busy': 'Входим…',
@@ -231,7 +226,6 @@ const ru = {
   'chat.reconnecting': 'Переподключение…',
   'chat.notSent': 'Сообщение не отправлено: {reason}',
   'chat.noAck': 'Сервер не подтвердил отправку. Возможно, сообщение не дошло.',
-  'chat.system': 'система',
   'chat.slowDown': 'слишком много сообщений, чуть медленнее',
 
   'screen.home': 'На главную',

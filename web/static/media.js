@@ -7,6 +7,9 @@ import { t } from './i18n.js';
 
 const LIVEKIT_MODULE = '/vendor/livekit-client.esm.mjs';
 const CONNECT_TIMEOUT_MS = 8000;
+const OWN_CHANGE_GRACE_MS = 1500;
+const VIDEO_CONSTRAINTS = { width: { ideal: 1280 }, height: { ideal: 720 }, facingMode: 'user' };
+const AUDIO_CONSTRAINTS = { echoCancellation: true, noiseSuppression: true };
 
 /** A translated, short reason for a getUserMedia failure. */
 export function deviceErrorReason(error) {
@@ -54,93 +57,113 @@ export function toggleButton({ testid, iconOn, iconOff, labelOn, labelOff, text,
 }
 
 /**
- * The local camera preview before joining. Keeps the user's mic/camera choice, which the
- * meeting then applies when it publishes to LiveKit.
+ * The local camera preview before joining. `micOn` / `camOn` are the user's choice, which the
+ * meeting applies when it publishes to LiveKit: both start on, and a device that cannot be
+ * opened turns its choice off. Joining before the devices are up keeps the choice.
  */
 export class DevicePreview {
   constructor(videoElement, onChange) {
     this.video = videoElement;
     this.onChange = onChange;
     this.stream = new MediaStream();
-    this.micOn = false;
-    this.camOn = false;
+    this.micOn = true;
+    this.camOn = true;
     this.error = '';
     this.stopped = false;
   }
 
   async start() {
     if (!mediaDevicesSupported()) {
+      this.micOn = false;
+      this.camOn = false;
       this.error = window.isSecureContext ? t('prejoin.devices.failed', { reason: t('device.other') })
         : t('prejoin.devices.insecure');
       this.changed();
       return;
     }
-    const failures = [];
-    for (const kind of ['video', 'audio']) {
-      try {
-        await this.acquire(kind);
-      } catch (error) {
-        failures.push(error);
+    try {
+      // One request, so the browser asks once for both devices.
+      this.adopt(await navigator.mediaDevices.getUserMedia({ video: VIDEO_CONSTRAINTS, audio: AUDIO_CONSTRAINTS }));
+    } catch {
+      // One of the two may still work on its own (no camera, or the camera is busy).
+      const failures = [];
+      for (const kind of ['video', 'audio']) {
+        try {
+          await this.acquire(kind);
+        } catch (error) {
+          failures.push(error);
+          if (kind === 'video') this.camOn = false;
+          else this.micOn = false;
+        }
       }
-    }
-    if (failures.length === 2) {
-      this.error = t('prejoin.devices.failed', { reason: deviceErrorReason(failures[0]) });
+      if (failures.length === 2) {
+        this.error = t('prejoin.devices.failed', { reason: deviceErrorReason(failures[0]) });
+      }
     }
     this.changed();
   }
 
   async acquire(kind) {
-    const constraints = kind === 'video'
-      ? { video: { width: { ideal: 1280 }, height: { ideal: 720 }, facingMode: 'user' } }
-      : { audio: { echoCancellation: true, noiseSuppression: true } };
-    const got = await navigator.mediaDevices.getUserMedia(constraints);
-    if (this.stopped) {
-      got.getTracks().forEach((track) => track.stop());
-      return;
+    const constraints = kind === 'video' ? { video: VIDEO_CONSTRAINTS } : { audio: AUDIO_CONSTRAINTS };
+    this.adopt(await navigator.mediaDevices.getUserMedia(constraints));
+  }
+
+  /** Takes the tracks of a fresh stream, honouring choices made while the browser was asking. */
+  adopt(stream) {
+    for (const track of stream.getTracks()) {
+      const wanted = track.kind === 'video' ? this.camOn : this.micOn;
+      if (this.stopped || (track.kind === 'video' && !wanted)) {
+        track.stop();
+        continue;
+      }
+      track.enabled = wanted;
+      this.stream.addTrack(track);
     }
-    for (const track of got.getTracks()) this.stream.addTrack(track);
-    if (kind === 'video') {
-      this.camOn = true;
+    if (this.stream.getVideoTracks().length && !this.stopped) {
       this.video.srcObject = this.stream;
       this.video.play().catch(() => {});
-    } else {
-      this.micOn = true;
     }
   }
 
   async setCamera(on) {
     if (on === this.camOn) return;
+    this.camOn = on;
     if (on) {
       try {
-        await this.acquire('video');
+        if (mediaDevicesSupported()) await this.acquire('video');
         this.error = '';
       } catch (error) {
+        this.camOn = false;
         toast(t('media.deviceError', { reason: deviceErrorReason(error) }), 'error');
       }
     } else {
+      // Stopped, not just disabled, so the camera light goes off.
       for (const track of this.stream.getVideoTracks()) {
         track.stop();
         this.stream.removeTrack(track);
       }
-      this.camOn = false;
     }
     this.changed();
   }
 
   async setMic(on) {
     if (on === this.micOn) return;
-    if (on && this.stream.getAudioTracks().length === 0) {
+    this.micOn = on;
+    if (on && this.stream.getAudioTracks().length === 0 && mediaDevicesSupported()) {
       try {
         await this.acquire('audio');
         this.error = '';
       } catch (error) {
+        this.micOn = false;
         toast(t('media.deviceError', { reason: deviceErrorReason(error) }), 'error');
       }
-    } else {
-      for (const track of this.stream.getAudioTracks()) track.enabled = on;
-      this.micOn = on;
     }
+    for (const track of this.stream.getAudioTracks()) track.enabled = this.micOn;
     this.changed();
+  }
+
+  get hasVideo() {
+    return this.stream.getVideoTracks().some((track) => track.readyState === 'live');
   }
 
   changed() {
@@ -169,15 +192,17 @@ function withTimeout(promise, ms) {
  * controls. Tiles are keyed by LiveKit identity, which is the participant's public id.
  */
 export class MediaStage {
-  constructor({ roomId, wantMic, wantCamera, onActiveSpeakers }) {
+  constructor({ roomId, selfName, wantMic, wantCamera, onActiveSpeakers }) {
     this.roomId = roomId;
+    this.selfName = selfName;
     this.wantMic = wantMic;
     this.wantCamera = wantCamera;
     this.onActiveSpeakers = onActiveSpeakers || (() => {});
     this.lk = null;
     this.room = null;
     this.stopped = false;
-    this.localChange = false;
+    // Until this time a mute of our own track is our own doing, not the host's.
+    this.ownChangeUntil = 0;
     this.tiles = new Map();
     this.audioElements = new Map();
 
@@ -252,12 +277,12 @@ export class MediaStage {
     ]) {
       if (!wanted) continue;
       try {
-        this.localChange = true;
+        this.ownChangeUntil = Infinity;
         await enable(true);
       } catch (error) {
         toast(t('media.deviceError', { reason: deviceErrorReason(error) }), 'error');
       } finally {
-        this.localChange = false;
+        this.ownChangeUntil = Date.now() + OWN_CHANGE_GRACE_MS;
       }
     }
     this.syncParticipant(local);
@@ -279,7 +304,7 @@ export class MediaStage {
       .on(RoomEvent.ParticipantNameChanged, (_name, participant) => resync(participant))
       .on(RoomEvent.TrackMuted, (pub, participant) => {
         resync(participant);
-        if (participant === room.localParticipant && !this.localChange) {
+        if (participant === room.localParticipant && Date.now() > this.ownChangeUntil) {
           const kind = pub.kind === 'audio' ? 'audio' : 'video';
           toast(t('media.mutedByHost', { kind: t(`media.kind.${kind}`) }));
         }
@@ -320,7 +345,8 @@ export class MediaStage {
     const name = isLocal ? t('media.you') : participant.name || participant.identity;
 
     const camera = participant.getTrackPublication(Track.Source.Camera);
-    const cameraTile = this.tile(`${participant.identity}:camera`, participant.identity, name, isLocal);
+    const cameraTile = this.tile(`${participant.identity}:camera`, participant.identity, name, isLocal,
+      false, isLocal ? this.selfName : name);
     this.showVideo(cameraTile, camera && !camera.isMuted ? camera.track : null);
     const mic = participant.getTrackPublication(Track.Source.Microphone);
     cameraTile.classList.toggle('tile-mic-off', !mic || mic.isMuted);
@@ -328,8 +354,7 @@ export class MediaStage {
     const screen = participant.getTrackPublication(Track.Source.ScreenShare);
     const screenKey = `${participant.identity}:screen`;
     if (screen?.track && !screen.isMuted) {
-      const screenTile = this.tile(screenKey, participant.identity,
-        t('media.screenOf', { name }), false, true);
+      const screenTile = this.tile(screenKey, participant.identity, t('media.screenOf', { name }), false, true, name);
       this.showVideo(screenTile, screen.track);
     } else {
       this.removeTile(screenKey);
@@ -345,7 +370,7 @@ export class MediaStage {
     this.layout();
   }
 
-  tile(key, identity, name, mirrored, isScreen = false) {
+  tile(key, identity, name, mirrored, isScreen, avatarName) {
     let tile = this.tiles.get(key);
     if (!tile) {
       const video = h('video', { class: 'tile-video', autoplay: true, playsinline: true, muted: true });
@@ -368,7 +393,7 @@ export class MediaStage {
       else this.grid.appendChild(tile);
     }
     tile.querySelector('.tile-name').textContent = name;
-    tile.querySelector('.tile-avatar').textContent = initials(name);
+    tile.querySelector('.tile-avatar').textContent = initials(avatarName || name);
     return tile;
   }
 
@@ -463,15 +488,17 @@ export class MediaStage {
     notice.hidden = false;
     notice.className = `stage-notice stage-notice-${state}`;
     delete notice.dataset.testid;
-    if (state === 'unavailable' || state === 'disconnected') {
+    const unavailable = state === 'unavailable' || state === 'disconnected';
+    this.element.classList.toggle('stage-unavailable', unavailable);
+    if (unavailable) {
       notice.dataset.testid = 'video-unavailable';
       mount(
         notice,
         h('span', { class: 'icon icon-cam-off stage-notice-icon', 'aria-hidden': 'true' }),
         h('strong', { class: 'stage-notice-title' },
           state === 'unavailable' ? t('media.unavailable') : t('media.disconnected')),
-        h('span', { class: 'stage-notice-detail' },
-          [detail, t('media.unavailable.detail')].filter(Boolean).join(' · ')),
+        detail ? h('span', { class: 'stage-notice-detail' }, detail.charAt(0).toUpperCase() + detail.slice(1)) : null,
+        h('span', { class: 'stage-notice-detail' }, t('media.unavailable.detail')),
         h('button', { type: 'button', class: 'btn btn-small', testid: 'video-retry', onclick: () => this.retry() },
           t('media.retry')),
       );
@@ -482,6 +509,7 @@ export class MediaStage {
   }
 
   hideNotice() {
+    this.element.classList.remove('stage-unavailable');
     this.notice.hidden = true;
     delete this.notice.dataset.testid;
     this.notice.replaceChildren();
@@ -497,11 +525,6 @@ export class MediaStage {
   updateControls() {
     const local = this.room?.localParticipant;
     const connected = Boolean(local);
-    if (connected) {
-      // Remembered so that a reconnect after a drop restores what the user had on.
-      this.wantMic = local.isMicrophoneEnabled;
-      this.wantCamera = local.isCameraEnabled;
-    }
     this.micButton.update(connected ? local.isMicrophoneEnabled : this.wantMic, !connected);
     this.camButton.update(connected ? local.isCameraEnabled : this.wantCamera, !connected);
     this.screenButton.update(connected ? local.isScreenShareEnabled : false, !connected);
@@ -510,7 +533,7 @@ export class MediaStage {
   async toggle(change, { quietWhenDenied = false } = {}) {
     const local = this.room?.localParticipant;
     if (!local) return;
-    this.localChange = true;
+    this.ownChangeUntil = Infinity;
     try {
       await change(local);
     } catch (error) {
@@ -519,7 +542,10 @@ export class MediaStage {
         toast(t('media.deviceError', { reason: deviceErrorReason(error) }), 'error');
       }
     } finally {
-      this.localChange = false;
+      this.ownChangeUntil = Date.now() + OWN_CHANGE_GRACE_MS;
+      // Remembered so that "Try video again" after a drop restores what the user had on.
+      this.wantMic = local.isMicrophoneEnabled;
+      this.wantCamera = local.isCameraEnabled;
       if (this.room) this.syncParticipant(this.room.localParticipant);
       this.updateControls();
     }

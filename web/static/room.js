@@ -9,9 +9,17 @@ import { ParticipantList } from './participants.js';
 import { showEnded, showError, showFull, showKicked, showNotFound, showRateLimited } from './screens.js';
 
 const LEAVE_TIMEOUT_MS = 3000;
+// While the chat socket is down nothing pushes joins, leaves, kicks or the end of the meeting,
+// so the page asks for them at this pace until the socket is back.
+const OFFLINE_POLL_MS = 10000;
 
 function loading() {
   return h('div', { class: 'loading', role: 'status' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }));
+}
+
+/** The public fields of the caller's own membership: the secret participant_id stays out. */
+function publicView(self) {
+  return { id: self.id, display_name: self.display_name, role: self.role, joined_at: self.joined_at };
 }
 
 export function renderRoom(root, navigate, roomId) {
@@ -36,6 +44,8 @@ class RoomSession {
     this.finished = false;
     this.screenCleanup = null;
     this.rejoinedAt = 0;
+    this.pollTimer = null;
+    this.destroyed = false;
   }
 
   // --- screens -----------------------------------------------------------------------------
@@ -48,6 +58,7 @@ class RoomSession {
   /** Leaves the meeting view for one of the final screens; nothing of the meeting keeps running. */
   finish(kind, extra = {}) {
     this.teardown();
+    if (this.destroyed) return;
     this.clearScreen();
     document.title = t('app.name');
     const retry = () => this.open();
@@ -83,6 +94,7 @@ class RoomSession {
   // --- step 1: the room --------------------------------------------------------------------
 
   async open() {
+    if (this.destroyed) return;
     this.clearScreen();
     this.finished = false;
     if (!isUuid(this.roomId)) {
@@ -96,7 +108,7 @@ class RoomSession {
       if (!this.finishFor(error)) this.finish('error');
       return;
     }
-    if (this.finished) return;
+    if (this.finished || this.destroyed) return;
     if (this.room.status === 'ended') {
       this.finish('ended');
       return;
@@ -117,8 +129,8 @@ class RoomSession {
     const preview = new DevicePreview(video, (p) => {
       micButton.update(p.micOn);
       camButton.update(p.camOn);
-      placeholder.textContent = t('prejoin.preview.off');
-      placeholder.hidden = p.camOn;
+      placeholder.textContent = t(p.camOn ? 'prejoin.preview.starting' : 'prejoin.preview.off');
+      placeholder.hidden = p.camOn && p.hasVideo;
       deviceNote.textContent = p.error;
       deviceNote.hidden = !p.error;
     });
@@ -131,8 +143,8 @@ class RoomSession {
       testid: 'prejoin-camera', iconOn: 'cam', iconOff: 'cam-off', text: t('media.cam'),
       labelOn: t('media.cam.on'), labelOff: t('media.cam.off'), onclick: () => preview.setCamera(!preview.camOn),
     });
-    micButton.update(false);
-    camButton.update(false);
+    micButton.update(preview.micOn);
+    camButton.update(preview.camOn);
     deviceNote.hidden = true;
 
     const name = h('input', {
@@ -202,7 +214,7 @@ class RoomSession {
       }
       return false;
     }
-    if (this.finished) return false;
+    if (this.finished || this.destroyed) return false;
     rememberName(displayName);
     this.enter(self);
     return true;
@@ -223,10 +235,11 @@ class RoomSession {
       maxParticipants: this.room.max_participants,
       onModerate: (person, kind) => this.moderate(person, kind),
     });
-    this.people.upsert({ id: self.id, display_name: self.display_name, role: self.role, joined_at: self.joined_at });
+    this.people.upsert(publicView(self));
     this.chat = new ChatPanel({ roomId: this.roomId, self, send: (frame) => this.socket?.send(frame) ?? false });
     this.stage = new MediaStage({
       roomId: this.roomId,
+      selfName: self.display_name,
       wantMic,
       wantCamera,
       onActiveSpeakers: (ids) => this.people?.setSpeaking(ids),
@@ -243,6 +256,25 @@ class RoomSession {
     this.refreshParticipants();
     this.socket.connect();
     this.stage.start();
+    this.pollTimer = setInterval(() => this.pollWhileOffline(), OFFLINE_POLL_MS);
+  }
+
+  async pollWhileOffline() {
+    if (this.finished || !this.socket || this.socket.isReady) return;
+    try {
+      const room = await api.getRoom(this.roomId);
+      if (this.finished) return;
+      if (room.status === 'ended') {
+        this.finish('ended');
+        return;
+      }
+      const list = await api.listParticipants(this.roomId);
+      if (this.finished) return;
+      this.people.setAll(list);
+      if (!list.some((person) => person.id === this.self.id)) await this.checkMembership();
+    } catch (error) {
+      if (!this.finished && error instanceof ApiError && error.code === 'room_not_found') this.finish('not-found');
+    }
   }
 
   renderMeeting() {
@@ -366,8 +398,9 @@ class RoomSession {
       this.rejoinedAt = Date.now();
       this.self = self;
       this.people.setSelf(self);
+      this.people.upsert(publicView(self));
       this.chat.setSelf(self);
-      this.socket.connect();
+      if (!this.socket.isReady) this.socket.connect();
     } catch (error) {
       if (this.finished) return;
       if (!this.finishFor(error)) this.finish('kicked');
@@ -403,6 +436,8 @@ class RoomSession {
   /** Stops the socket, LiveKit and the camera. Does not tell the server anything. */
   teardown() {
     this.finished = true;
+    clearInterval(this.pollTimer);
+    this.pollTimer = null;
     this.preview?.stop();
     this.preview = null;
     this.socket?.close();
@@ -415,6 +450,7 @@ class RoomSession {
 
   /** Navigating away inside the app (Back, home link) is leaving the meeting. */
   destroy() {
+    this.destroyed = true;
     const wasInMeeting = this.inMeeting;
     this.clearScreen();
     this.teardown();
