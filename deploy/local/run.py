@@ -28,7 +28,9 @@ def main() -> int:
     infra = LocalInfra(run_dir)
     stack = Stack(run_dir=run_dir / "logs", env={}, gateway_port=gateway_port)
     stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    # Installed explicitly: a shell that starts us in the background may have SIGINT ignored.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stopping.set())
     try:
         infra.postgres(settings.database_url)
         infra.redis(settings.redis_url)
