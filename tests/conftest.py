@@ -7,14 +7,15 @@ import secrets
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
 
 if TYPE_CHECKING:
     import httpx
+
     from stack import Stack
 
 ROOT = Path(__file__).resolve().parents[1]

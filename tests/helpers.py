@@ -63,7 +63,9 @@ class EventReader:
         if self.nc:
             await self.nc.close()
 
-    async def read_room(self, room_id: str, expected: int, timeout: float = 10) -> list[tuple[str, dict[str, str], dict[str, Any]]]:
+    async def read_room(
+        self, room_id: str, expected: int, timeout: float = 10
+    ) -> list[tuple[str, dict[str, str], dict[str, Any]]]:
         """Every event of a room, waiting until at least `expected` are there."""
         assert self.nc is not None
         js = self.nc.jetstream()

@@ -48,7 +48,7 @@ class MembershipResolver:
         if status is not None:
             raw = values[1] if pid else None
             member = PublicParticipant.model_validate(json.loads(raw)) if raw else None
-            return Membership(room_id, status, member)
+            return Membership(room_id, str(status), member)
         return await self._ask_rooms(room_id, pid)
 
     async def _ask_rooms(self, room_id: UUID, pid: str | None) -> Membership:

@@ -4,13 +4,13 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from common.errors import ParticipantNotFound, Problem, RoomNotFound, Unauthorized
-from common.identity import HEADER, participant_id_from
-from common.web import client_ip
 from fastapi import APIRouter, Depends, Request, Response
 from livekit import api as livekit_api
 from pydantic import BaseModel
 
+from common.errors import ParticipantNotFound, Problem, RoomNotFound, Unauthorized
+from common.identity import HEADER, participant_id_from
+from common.web import client_ip
 from rooms.schemas import (
     CreatedRoom,
     CreateRoom,

@@ -5,9 +5,9 @@ import json
 from uuid import UUID
 
 import redis.asyncio as aioredis
+
 from common import keys
 from common.events import PublicParticipant
-
 from rooms.schemas import RoomView
 
 META_TTL_SECONDS = 60
@@ -45,11 +45,13 @@ class RoomCache:
         self, room_id: UUID, status: str, members: list[tuple[str, PublicParticipant]]
     ) -> None:
         key = keys.room_participants(room_id)
-        mapping = {pid: member.model_dump_json() for pid, member in members}
+        mapping: dict[str | bytes, str | bytes] = {
+            pid: member.model_dump_json() for pid, member in members
+        }
         mapping[keys.ROOM_STATUS_FIELD] = status
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(key)
-            pipe.hset(key, mapping=mapping)
+            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
             pipe.expire(key, self.participants_ttl)
             await pipe.execute()
 
@@ -58,7 +60,7 @@ class RoomCache:
         status, member = await self.redis.hmget(
             keys.room_participants(room_id), [keys.ROOM_STATUS_FIELD, participant_id]
         )
-        return status, member
+        return (str(status) if status is not None else None), (str(member) if member else None)
 
     async def refresh(self, room_id: UUID) -> None:
         await self.redis.expire(keys.room_participants(room_id), self.participants_ttl)

@@ -9,12 +9,12 @@ import json
 import logging
 from datetime import timedelta
 
-from common.clients import Nats
-from common.timefmt import utcnow
 from prometheus_client import Counter, Gauge
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.clients import Nats
+from common.timefmt import utcnow
 from rooms import repository as repo
 from rooms.models import OutboxEvent
 from rooms.settings import RoomsSettings

@@ -3,13 +3,13 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from common.clients import Nats, create_engine, create_redis, ensure_stream
-from common.logs import setup_logging
-from common.web import create_app as create_service_app
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from common.clients import Nats, create_engine, create_redis, ensure_stream
+from common.logs import setup_logging
+from common.web import create_app as create_service_app
 from rooms.api import internal, router, webhook_receiver
 from rooms.cache import RoomCache
 from rooms.events import OutboxRelay

@@ -3,10 +3,10 @@
 from datetime import datetime
 from uuid import UUID
 
-from common.events import RoomEvent, event_subject
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.events import RoomEvent, event_subject
 from rooms.models import Membership, OutboxEvent, Room
 
 

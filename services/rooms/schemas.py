@@ -4,9 +4,10 @@ import unicodedata
 from typing import Annotated, Literal
 from uuid import UUID
 
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
 from common.events import PublicParticipant
 from common.timefmt import Timestamp
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 _FORBIDDEN_CATEGORIES = {"Cc", "Zl", "Zp"}
 

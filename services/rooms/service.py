@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from common import presence
 from common.errors import (
     Banned,
@@ -20,9 +23,6 @@ from common.errors import (
 from common.events import LeaveReason, PublicParticipant, RoomEvent
 from common.livekit_names import livekit_room_name
 from common.timefmt import utcnow
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from rooms import repository as repo
 from rooms.cache import RoomCache, parse_member
 from rooms.models import Membership, Room

@@ -77,7 +77,8 @@ async def test_the_room_cache_is_invalidated_on_every_change(api, room, redis_cl
     first = (await api.get(f"/api/v1/rooms/{room.id}")).json()
     assert await redis_client.exists(keys.room_meta(room.id))
     await room.join("Bob")
-    assert (await api.get(f"/api/v1/rooms/{room.id}")).json()["participant_count"] == first["participant_count"] + 1
+    after = (await api.get(f"/api/v1/rooms/{room.id}")).json()
+    assert after["participant_count"] == first["participant_count"] + 1
 
 
 async def test_a_members_request_records_its_presence(api, room, redis_client):
