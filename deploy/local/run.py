@@ -8,10 +8,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common.settings import CommonSettings  # noqa: E402
 from infra import LocalInfra, ensure_database, migrate  # noqa: E402
 from stack import ROOT, Stack, healthy, port_open  # noqa: E402
-
-from common.settings import CommonSettings  # noqa: E402
 
 
 def main() -> int:

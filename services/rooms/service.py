@@ -142,7 +142,7 @@ class RoomsService:
         return view, host
 
     async def get(self, room_id: UUID) -> RoomView:
-        cached = await self.cache.cached_room(room_id)
+        cached, generation = await self.cache.cached_room(room_id)
         if cached is not None:
             return cached
         async with self.sessions() as session:
@@ -150,7 +150,7 @@ class RoomsService:
             if room is None:
                 raise RoomNotFound(f"Room {room_id} does not exist")
             view = room_view(room, await repo.active_count(session, room_id))
-        await self.cache.cache_room(view)
+        await self.cache.cache_room(view, generation)
         return view
 
     async def participants(self, room_id: UUID) -> list[PublicParticipant]:

@@ -1,6 +1,5 @@
 """The shared HTTP frame: problem+json shapes, body limit, readiness against real deps."""
 
-import httpx
 
 from helpers import app_client
 from rooms.main import create_app

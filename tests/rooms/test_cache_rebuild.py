@@ -89,3 +89,13 @@ async def test_a_members_request_records_its_presence(api, room, redis_client):
     # A stranger's request records nothing.
     await api.get(f"/api/v1/rooms/{room.id}/participants", headers=hdr(new_pid()))
     assert await redis_client.zcard(keys.room_presence(room.id)) == 1
+
+
+async def test_a_slow_reader_cannot_put_back_a_room_older_than_the_last_change(api, room):
+    """A reader that loaded the room before a join must not cache its stale count after it."""
+    service = api._transport.app.state.service
+    stale_view = await service.get(room.id)  # count 1
+    _, generation = await service.cache.cached_room(room.id)
+    await room.join("Bob")  # commits, then invalidates
+    await service.cache.cache_room(stale_view, generation)  # the slow reader's late write
+    assert (await api.get(f"/api/v1/rooms/{room.id}")).json()["participant_count"] == 2
