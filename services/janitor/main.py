@@ -1,5 +1,8 @@
 """The janitor process: `python -m janitor.main`. A long-running asyncio worker that also
-answers /healthz, /readyz and /metrics on JANITOR_PORT (8004)."""
+answers /healthz, /readyz and /metrics on JANITOR_PORT (8004).
+
+On SIGTERM uvicorn leaves serve(), and the lifespan's shutdown finishes the sweep in hand and
+drains the consumer before the connections close."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -7,12 +10,14 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI
+from nats.aio.client import Client as NatsClient
 from sqlalchemy import text
 
-from common.clients import Nats, create_engine, create_redis
+from common.clients import Nats, create_engine, create_redis, ensure_stream
 from common.logs import setup_logging
 from common.web import create_app as create_service_app
 from janitor.settings import JanitorSettings
+from janitor.worker import Janitor
 
 
 def create_app(settings: JanitorSettings | None = None) -> FastAPI:
@@ -23,12 +28,21 @@ def create_app(settings: JanitorSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         redis = create_redis(settings)
-        nats = Nats(settings)
+
+        async def on_nats(client: NatsClient) -> None:
+            # The janitor may start before rooms: the stream must exist to bind the consumer.
+            await ensure_stream(client, settings)
+
+        nats = Nats(settings, on_connect=on_nats)
         nats.start()
+        janitor = Janitor(engine, redis, nats, settings)
+        janitor.start()
         app.state.engine, app.state.redis, app.state.nats = engine, redis, nats
+        app.state.janitor = janitor
         try:
             yield
         finally:
+            await janitor.stop()
             await nats.close()
             await redis.aclose()
             await engine.dispose()
@@ -45,7 +59,10 @@ def create_app(settings: JanitorSettings | None = None) -> FastAPI:
             if not app.state.nats.is_connected:
                 raise ConnectionError("NATS is not connected")
 
-        return {"postgres": postgres, "redis": redis, "nats": nats}
+        async def consumer() -> None:
+            await app.state.janitor.consumer_info()
+
+        return {"postgres": postgres, "redis": redis, "nats": nats, "consumer": consumer}
 
     return create_service_app(
         service="janitor", settings=settings, lifespan=lifespan, readiness=readiness,
