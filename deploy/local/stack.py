@@ -50,6 +50,8 @@ def uvicorn_cmd(app: str, port: int) -> list[str]:
         sys.executable, "-m", "uvicorn", "--factory", app,
         "--host", "127.0.0.1", "--port", str(port),
         "--no-access-log", "--timeout-graceful-shutdown", "5",
+        # WebSocket frames over 16 KiB close the socket with 1009.
+        "--ws-max-size", "16384",
     ]
 
 
@@ -73,6 +75,8 @@ class Stack:
         }
     )
     extra_chat_ports: list[int] = field(default_factory=list)
+    # Which of the services to start (the gateway always starts); all by default.
+    only: set[str] | None = None
     log_to_files: bool = True
     processes: list[Process] = field(default_factory=list)
 
@@ -103,6 +107,8 @@ class Stack:
         if (ROOT / "web" / "server.py").exists():
             specs.append(Process("web", [sys.executable, str(ROOT / "web" / "server.py")],
                                  self.ports["web"], {**env, "WEB_PORT": str(self.ports["web"])}))
+        if self.only is not None:
+            specs = [p for p in specs if p.name.rstrip("0123456789") in self.only]
         cfg = GatewayConfig(port=self.gateway_port)
         cfg.upstreams = {
             name: [f"http://127.0.0.1:{port}"] for name, port in self.ports.items()

@@ -25,6 +25,12 @@ class CommonSettings(BaseSettings):
     max_body_bytes: int = 64 * 1024
     retry_after_seconds: int = 5
 
+    rate_limits_enabled: bool = True
+    rate_limit_create_room: str = "10/minute"
+    rate_limit_join: str = "120/minute"
+    rate_limit_chat_send: str = "20/10seconds"
+    rate_limit_room: str = "600/minute"
+
     cors_origins: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8080"])
 
     livekit_url: str = "ws://127.0.0.1:7880"

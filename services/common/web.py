@@ -5,7 +5,8 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,6 +24,7 @@ from common.errors import (
     is_dependency_error,
 )
 from common.logs import request_id_var
+from common.ratelimit import RateLimits, RoomRateLimitMiddleware
 from common.settings import CommonSettings
 
 log = logging.getLogger("veche.http")
@@ -41,10 +43,13 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
+    # API answers are data, never documents: nothing in them may load or frame anything.
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"x-frame-options", b"DENY"),
 ]
 
 
-async def _send_problem(send: Send, problem: Problem) -> None:
+async def send_problem(send: Send, problem: Problem) -> None:
     import json
 
     body = json.dumps(problem.body()).encode()
@@ -120,7 +125,7 @@ class BodyLimitMiddleware:
             except ValueError:
                 too_big = False
             if too_big:
-                await _send_problem(send, PayloadTooLarge(f"Body over {self.max_bytes} bytes"))
+                await send_problem(send, PayloadTooLarge(f"Body over {self.max_bytes} bytes"))
                 return
         chunks: list[bytes] = []
         size = 0
@@ -132,7 +137,7 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await _send_problem(send, PayloadTooLarge(f"Body over {self.max_bytes} bytes"))
+                await send_problem(send, PayloadTooLarge(f"Body over {self.max_bytes} bytes"))
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -170,10 +175,11 @@ class TimeoutMiddleware:
             await send(message)
 
         try:
-            await asyncio.wait_for(self.app(scope, receive, send_wrapper), self.seconds)
+            async with asyncio.timeout(self.seconds):
+                await self.app(scope, receive, send_wrapper)
         except TimeoutError:
             if not started:
-                await _send_problem(send, Unavailable("Request timed out", self.retry_after))
+                await send_problem(send, Unavailable("Request timed out", self.retry_after))
 
 
 def create_app(
@@ -187,7 +193,13 @@ def create_app(
     """A FastAPI app with the shared middleware, problem handlers and /healthz /readyz /metrics.
 
     `readiness(app)` returns the named checks of the service's real dependencies."""
-    app = FastAPI(title=title or f"veche {service}", lifespan=lifespan)
+    @asynccontextmanager
+    async def with_rate_limits(app: FastAPI) -> AsyncIterator[None]:
+        app.state.rate_limits = RateLimits(settings)
+        async with lifespan(app):
+            yield
+
+    app = FastAPI(title=title or f"veche {service}", lifespan=with_rate_limits)
     install_error_handlers(app, settings.retry_after_seconds)
 
     @app.get("/healthz", include_in_schema=False)
@@ -218,6 +230,7 @@ def create_app(
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     # Added last = outermost: context wraps everything, then the timeout, then the body limit.
+    app.add_middleware(RoomRateLimitMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(TimeoutMiddleware, seconds=settings.request_timeout_seconds,
                        retry_after=settings.retry_after_seconds)

@@ -51,6 +51,16 @@ def _caller(request: Request) -> Caller:
     return Caller(str(pid), client_ip(request), agent[:1024] if agent else None)
 
 
+def _limited(name: str, setting: str):  # type: ignore[no-untyped-def]
+    """A dependency counting the request against a per-address limit."""
+
+    async def check(request: Request) -> None:
+        limits = request.app.state.rate_limits
+        await limits.hit(name, getattr(limits.settings, setting), client_ip(request) or "unknown")
+
+    return Depends(check)
+
+
 Service = Annotated[RoomsService, Depends(_service)]
 RoomId = Annotated[UUID, Depends(_room_id)]
 ParticipantId = Annotated[str | None, Depends(_optional_participant)]
@@ -71,7 +81,10 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-@router.post("/api/v1/rooms", status_code=201, response_model=CreatedRoom, responses=_ERRORS)
+@router.post(
+    "/api/v1/rooms", status_code=201, response_model=CreatedRoom, responses=_ERRORS,
+    dependencies=[_limited("create_room", "rate_limit_create_room")],
+)
 async def create_room(
     body: CreateRoom, caller: NewOrKnownCaller, service: Service, response: Response
 ) -> CreatedRoom:
@@ -94,6 +107,7 @@ async def get_room(room_id: RoomId, participant_id: ParticipantId, service: Serv
     status_code=201,
     response_model=SelfView,
     responses={200: {"description": "already an active member", "model": SelfView}, **_ERRORS},
+    dependencies=[_limited("join", "rate_limit_join")],
 )
 async def join_room(
     room_id: RoomId, body: JoinRoom, caller: NewOrKnownCaller, service: Service, response: Response
