@@ -29,7 +29,7 @@ fmt: install
 	$(VENV)/bin/ruff format services tests gateway deploy/local
 
 bench: install
-	$(PY) -m pytest tests/bench -q -p no:randomly $(PYTEST_ARGS)
+	$(PY) tests/bench/run.py
 
 clean:
 	rm -rf .run .pytest_cache

@@ -177,6 +177,7 @@ def stack() -> Iterator["Stack"]:
         "LIVEKIT_URL": os.environ.get("E2E_LIVEKIT_URL", f"ws://127.0.0.1:{free_port()}"),
         "GATEWAY_RATE_AVERAGE": "1000",
         "GATEWAY_RATE_BURST": "2000",
+        "LOG_LEVEL": "INFO",
     }
     running = Stack(run_dir=run_dir, env=env, gateway_port=free_port(), ports=ports,
                     extra_chat_ports=[free_port()])

@@ -1,0 +1,119 @@
+"""`make bench`: latency and throughput of the main API calls through the real gateway.
+
+Starts the whole stack on free ports against a database of its own, drives it from one
+process with concurrent clients, prints percentiles. Numbers, not assertions."""
+
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "deploy" / "local"), str(ROOT / "services")]
+
+from infra import ensure_database, migrate  # noqa: E402
+from stack import Stack, free_port  # noqa: E402
+
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "20"))
+REQUESTS = int(os.environ.get("BENCH_REQUESTS", "400"))
+
+
+async def measure(name: str, call: Callable[[int], Awaitable[httpx.Response]]) -> None:
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(REQUESTS))
+
+    async def worker() -> None:
+        nonlocal errors
+        for i in counter:
+            started = time.perf_counter()
+            response = await call(i)
+            latencies.append(time.perf_counter() - started)
+            if response.status_code >= 400:
+                errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    elapsed = time.perf_counter() - started
+    q = statistics.quantiles(latencies, n=100)
+    print(
+        f"{name:<28} {len(latencies) / elapsed:8.1f} req/s   p50 {q[49] * 1000:6.1f} ms   "
+        f"p95 {q[94] * 1000:6.1f} ms   p99 {q[98] * 1000:6.1f} ms   errors {errors}"
+    )
+
+
+async def bench(url: str) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=30,
+                                 limits=httpx.Limits(max_connections=CONCURRENCY * 2)) as client:
+        host = str(uuid.uuid4())
+        big = await client.post("/api/v1/rooms", json={"title": "bench", "max_participants": 100},
+                                headers={"X-Participant-ID": host})
+        room_id = big.json()["room"]["id"]
+        await measure("POST /rooms", lambda i: client.post("/api/v1/rooms", json={"title": f"r{i}"}))
+        await measure("GET /rooms/{id}", lambda i: client.get(f"/api/v1/rooms/{room_id}"))
+        await measure(
+            "POST /rooms/{id}/join (rejoin)",
+            lambda i: client.post(f"/api/v1/rooms/{room_id}/join", json={"display_name": "Host"},
+                                  headers={"X-Participant-ID": host}),
+        )
+        await measure("GET /rooms/{id}/participants",
+                      lambda i: client.get(f"/api/v1/rooms/{room_id}/participants"))
+        await measure(
+            "POST /chat/messages",
+            lambda i: client.post(f"/api/v1/rooms/{room_id}/chat/messages", json={"content": f"m{i}"},
+                                  headers={"X-Participant-ID": host}),
+        )
+        await measure(
+            "GET /chat/messages?limit=50",
+            lambda i: client.get(f"/api/v1/rooms/{room_id}/chat/messages?limit=50",
+                                 headers={"X-Participant-ID": host}),
+        )
+
+
+def main() -> None:
+    run = uuid.uuid4().hex[:8]
+    database_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/veche_bench_{run}"
+    env = {
+        "DATABASE_URL": database_url,
+        "NATS_STREAM": f"ROOMS_BENCH_{run}",
+        "NATS_SUBJECT_PREFIX": f"bench{run}rooms",
+        "RATE_LIMITS_ENABLED": "false",
+        "GATEWAY_RATE_AVERAGE": "100000",
+        "GATEWAY_RATE_BURST": "100000",
+        "LOG_LEVEL": "WARNING",
+    }
+    os.environ.update(env)
+    ensure_database(database_url)
+    migrate(database_url)
+    ports = {name: free_port() for name in ("rooms", "chat", "media-token", "janitor", "web")}
+    stack = Stack(run_dir=Path(tempfile.mkdtemp(prefix="veche-bench-")), env=env,
+                  gateway_port=free_port(), ports=ports)
+    stack.start()
+    try:
+        print(f"concurrency {CONCURRENCY}, {REQUESTS} requests per call, one process per service")
+        asyncio.run(bench(stack.url))
+    finally:
+        stack.stop()
+        asyncio.run(drop_database(database_url))
+
+
+async def drop_database(url: str) -> None:
+    import asyncpg
+
+    name = url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql").rsplit("/", 1)[0] + "/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+if __name__ == "__main__":
+    main()
