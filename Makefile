@@ -28,6 +28,9 @@ lint: install
 fmt: install
 	$(VENV)/bin/ruff format services tests gateway deploy/local
 
+fuzz: install
+	$(PY) tests/fuzz/fuzz.py $(FUZZ_EXAMPLES)
+
 bench: install
 	$(PY) tests/bench/run.py
 

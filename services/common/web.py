@@ -24,6 +24,7 @@ from common.errors import (
     is_dependency_error,
 )
 from common.logs import request_id_var
+from common.openapi import install_problem_openapi
 from common.ratelimit import RateLimits, RoomRateLimitMiddleware
 from common.settings import CommonSettings
 
@@ -201,12 +202,17 @@ def create_app(
 
     app = FastAPI(title=title or f"veche {service}", lifespan=with_rate_limits)
     install_error_handlers(app, settings.retry_after_seconds)
+    install_problem_openapi(app)
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.get("/healthz", tags=["probes"], summary="Alive")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", include_in_schema=False)
+    @app.get(
+        "/readyz", tags=["probes"], summary="Ready: every dependency answers",
+        response_model=dict[str, object],
+        responses={503: {"description": "a dependency is down"}},
+    )
     async def readyz() -> Response:
         checks = readiness(app) if readiness else {}
         results: dict[str, str] = {}
@@ -225,7 +231,10 @@ def create_app(
         body = problem.body() | {"checks": results}
         return JSONResponse(body, 503, headers=problem.headers, media_type=PROBLEM_JSON)
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get(
+        "/metrics", tags=["probes"], summary="Prometheus metrics", response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def metrics() -> Response:
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -4,12 +4,12 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from livekit import api as livekit_api
 from pydantic import BaseModel
 
 from common.errors import ParticipantNotFound, Problem, RoomNotFound, Unauthorized
-from common.identity import HEADER, participant_id_from
+from common.identity import HEADER, parse_participant_id
 from common.web import client_ip
 from rooms.schemas import (
     CreatedRoom,
@@ -37,16 +37,22 @@ def _room_id(room_id: str) -> UUID:
         raise RoomNotFound(f"Room {room_id[:64]} does not exist") from None
 
 
-def _optional_participant(request: Request) -> str | None:
-    pid = participant_id_from(request)
+IdentityHeader = Annotated[
+    str | None,
+    Header(alias=HEADER, description="The caller's secret participant id (a UUID)."),
+]
+
+
+def _optional_participant(x_participant_id: IdentityHeader = None) -> str | None:
+    pid = parse_participant_id(x_participant_id)
     return str(pid) if pid else None
 
 
-def _caller(request: Request) -> Caller:
+def _caller(request: Request, x_participant_id: IdentityHeader = None) -> Caller:
     """The caller of create/join: a new identity is made when the header is absent."""
     from uuid import uuid4
 
-    pid = participant_id_from(request) or uuid4()
+    pid = parse_participant_id(x_participant_id) or uuid4()
     agent = request.headers.get("user-agent")
     return Caller(str(pid), client_ip(request), agent[:1024] if agent else None)
 

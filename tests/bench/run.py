@@ -7,7 +7,6 @@ import asyncio
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,8 +17,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "deploy" / "local"), str(ROOT / "services")]
 
-from infra import ensure_database, migrate  # noqa: E402
-from stack import Stack, free_port  # noqa: E402
+from isolated import isolated_stack  # noqa: E402
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "20"))
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "400"))
@@ -78,41 +76,15 @@ async def bench(url: str) -> None:
 
 
 def main() -> None:
-    run = uuid.uuid4().hex[:8]
-    database_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/veche_bench_{run}"
     env = {
-        "DATABASE_URL": database_url,
-        "NATS_STREAM": f"ROOMS_BENCH_{run}",
-        "NATS_SUBJECT_PREFIX": f"bench{run}rooms",
         "RATE_LIMITS_ENABLED": "false",
         "GATEWAY_RATE_AVERAGE": "100000",
         "GATEWAY_RATE_BURST": "100000",
         "LOG_LEVEL": "WARNING",
     }
-    os.environ.update(env)
-    ensure_database(database_url)
-    migrate(database_url)
-    ports = {name: free_port() for name in ("rooms", "chat", "media-token", "janitor", "web")}
-    stack = Stack(run_dir=Path(tempfile.mkdtemp(prefix="veche-bench-")), env=env,
-                  gateway_port=free_port(), ports=ports)
-    stack.start()
-    try:
+    with isolated_stack("bench", env) as stack:
         print(f"concurrency {CONCURRENCY}, {REQUESTS} requests per call, one process per service")
         asyncio.run(bench(stack.url))
-    finally:
-        stack.stop()
-        asyncio.run(drop_database(database_url))
-
-
-async def drop_database(url: str) -> None:
-    import asyncpg
-
-    name = url.rsplit("/", 1)[1]
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql").rsplit("/", 1)[0] + "/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 if __name__ == "__main__":
