@@ -42,6 +42,8 @@ EventHandler = Callable[[RoomEvent], Awaitable[None]]
 # Redeliveries of events this process already handled (an ack lost on the way) are acked
 # without calling the handler again; the handler's own idempotency covers other replicas.
 _REMEMBERED_EVENTS = 10_000
+# How long a fetch for the rest of a batch may wait once one message is in hand.
+_BACKLOG_FETCH_SECONDS = 0.05
 
 
 def retry_delay(deliveries: int, base: float, cap: float) -> float:
@@ -165,11 +167,21 @@ class DurableConsumer:
             if time.monotonic() >= next_lag_check:
                 next_lag_check = time.monotonic() + self.lag_interval
                 await self._measure_lag(subscription)
-            try:
-                messages = await subscription.fetch(self.batch, timeout=self.fetch_timeout)
-            except (NatsTimeoutError, TimeoutError):
-                continue
-            await self._process(messages)
+            messages = await self._next_batch(subscription)
+            if messages:
+                await self._process(messages)
+
+    async def _next_batch(self, subscription: JetStreamContext.PullSubscription) -> list[Msg]:
+        """Waits for one message, then takes whatever else is already there, up to `batch`.
+        (A single fetch of `batch` would hold a lone new event back until its window ends.)"""
+        try:
+            messages = await subscription.fetch(1, timeout=self.fetch_timeout)
+        except (NatsTimeoutError, TimeoutError):
+            return []
+        if self.batch > 1:
+            with contextlib.suppress(NatsTimeoutError, TimeoutError):
+                messages += await subscription.fetch(self.batch - 1, timeout=_BACKLOG_FETCH_SECONDS)
+        return messages
 
     async def _measure_lag(self, subscription: JetStreamContext.PullSubscription) -> None:
         try:

@@ -1,14 +1,23 @@
 """The media-token process: `uvicorn --factory media_token.main:create_app`."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from common.clients import Nats, create_redis
+from common.clients import Nats, create_redis, ensure_stream
+from common.consumer import DurableConsumer
 from common.logs import setup_logging
+from common.membership import MembershipResolver
 from common.web import create_app as create_service_app
+from media_token.api import router
+from media_token.consumer import RoomDirectory, livekit_sync_consumer
+from media_token.livekit import LiveKitRooms
+from media_token.service import MediaService
 from media_token.settings import MediaSettings
+
+log = logging.getLogger("veche.media")
 
 
 def create_app(settings: MediaSettings | None = None) -> FastAPI:
@@ -18,22 +27,51 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = create_redis(settings)
-        nats = Nats(settings)
+
+        async def on_nats(client) -> None:  # type: ignore[no-untyped-def]
+            await ensure_stream(client, settings)
+
+        nats = Nats(settings, on_connect=on_nats)
         nats.start()
-        app.state.redis, app.state.nats = redis, nats
+        membership = MembershipResolver(
+            redis, settings.rooms_internal_url, settings.dependency_timeout_seconds
+        )
+        livekit: LiveKitRooms | None = None
+        rooms: RoomDirectory | None = None
+        consumer: DurableConsumer | None = None
+        if settings.livekit_enabled:
+            livekit = LiveKitRooms(settings)
+            rooms = RoomDirectory(settings.rooms_internal_url, settings.dependency_timeout_seconds)
+            consumer = livekit_sync_consumer(nats, settings, livekit, rooms)
+            consumer.start()
+        else:
+            log.warning("LIVEKIT_URL is empty: video is off, LiveKit rooms are not managed")
+        app.state.redis, app.state.nats, app.state.consumer = redis, nats, consumer
+        app.state.service = MediaService(settings, redis, membership, livekit)
         try:
             yield
         finally:
+            if consumer is not None:
+                await consumer.stop()
             await nats.close()
+            if rooms is not None:
+                await rooms.close()
+            if livekit is not None:
+                await livekit.close()
+            await membership.close()
             await redis.aclose()
 
     def readiness(app: FastAPI):  # type: ignore[no-untyped-def]
         async def redis() -> None:
             await app.state.redis.ping()
 
+        # Neither NATS nor LiveKit is a readiness dependency: tokens are minted without them,
+        # and the LiveKit side catches up from the stream when they are back.
         return {"redis": redis}
 
-    return create_service_app(
+    app = create_service_app(
         service="media-token", settings=settings, lifespan=lifespan, readiness=readiness,
         title="veche media-token",
     )
+    app.include_router(router)
+    return app
