@@ -58,3 +58,25 @@ async def test_room_flow_through_the_gateway(gw):
     assert joined.status_code == 201
     listed = await gw.get(f"/api/v1/rooms/{room_id}/participants")
     assert [p["display_name"] for p in listed.json()["participants"]] == ["Host", "Anna"]
+
+
+async def test_media_token_through_the_gateway_names_the_public_id_never_the_secret(gw, stack):
+    from livekit.api import TokenVerifier
+
+    host = new_pid()
+    created = (await gw.post("/api/v1/rooms", json={"title": "Media"}, headers=hdr(host))).json()
+    room_id, public_id = created["room"]["id"], created["participant"]["id"]
+    response = await gw.post(f"/api/v1/rooms/{room_id}/media/token", headers=hdr(host))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"token", "url", "room", "identity", "expires_at"}
+    assert body["identity"] == public_id
+    assert body["room"] == created["room"]["livekit_room_name"]
+    assert body["url"] == stack.env["LIVEKIT_URL"]
+    claims = TokenVerifier("devkey", "secret").verify(body["token"])
+    assert claims.identity == public_id
+    assert claims.video.room == body["room"] and claims.video.room_join and claims.video.room_admin
+    assert host not in response.text
+    stranger = await gw.post(f"/api/v1/rooms/{room_id}/media/token", headers=hdr(new_pid()))
+    assert stranger.status_code == 403
+    assert stranger.json()["code"] == "not_a_participant"
