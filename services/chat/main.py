@@ -1,13 +1,23 @@
-"""The chat process: `uvicorn --factory chat.main:create_app`."""
+"""The chat process: `uvicorn --factory chat.main:create_app`.
+
+On SIGTERM uvicorn closes every open socket with 1012 (service restart) before the lifespan
+ends, so clients reconnect with `after` to another replica; the lifespan then stops pulling
+events (unacked ones go to the other replicas) and closes its connections."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from chat import api, ws
+from chat.events import room_events_consumer
+from chat.fanout import CLOSE_RESTARTING, Fanout
+from chat.service import ChatService
 from chat.settings import ChatSettings
-from common.clients import Nats, create_redis
+from chat.store import ChatStore
+from common.clients import Nats, create_redis, ensure_stream
 from common.logs import setup_logging
+from common.membership import MembershipResolver
 from common.web import create_app as create_service_app
 
 
@@ -18,26 +28,52 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = create_redis(settings)
-        nats = Nats(settings)
+        store = ChatStore(redis, settings)
+        membership = MembershipResolver(
+            redis, settings.rooms_internal_url, timeout=settings.dependency_timeout_seconds
+        )
+        service = ChatService(store, membership, redis, app.state.rate_limits, settings)
+        hub = Fanout(settings)
+        hub.start()
+
+        async def on_nats(client) -> None:  # type: ignore[no-untyped-def]
+            await ensure_stream(client, settings)
+
+        nats = Nats(settings, on_connect=on_nats)
         nats.start()
-        app.state.redis, app.state.nats = redis, nats
+        consumer = room_events_consumer(nats, service, settings)
+        consumer.start()
+        keeper = ws.PresenceKeeper(hub, store, settings.presence_refresh_seconds)
+        keeper.start()
+        app.state.settings, app.state.redis, app.state.nats = settings, redis, nats
+        app.state.service, app.state.fanout, app.state.events = service, hub, consumer
         try:
             yield
         finally:
+            # Sockets uvicorn did not close already (another server, a test) learn it too.
+            for socket in list(hub.sockets()):
+                socket.abort(CLOSE_RESTARTING)
+            await keeper.stop()
+            await consumer.stop()
             await nats.close()
+            await hub.stop()
+            await membership.close()
             await redis.aclose()
 
     def readiness(app: FastAPI):  # type: ignore[no-untyped-def]
         async def redis() -> None:
             await app.state.redis.ping()
+            if not app.state.fanout.connected:
+                raise ConnectionError("chat fan-out is not subscribed to Redis")
 
-        async def nats() -> None:
-            if not app.state.nats.is_connected:
-                raise ConnectionError("NATS is not connected")
+        # NATS is not a readiness dependency: messages and sockets work without it, and the
+        # system messages of the events catch up from the stream when it is back.
+        return {"redis": redis}
 
-        return {"redis": redis, "nats": nats}
-
-    return create_service_app(
+    app = create_service_app(
         service="chat", settings=settings, lifespan=lifespan, readiness=readiness,
         title="veche chat",
     )
+    app.include_router(api.router)
+    app.include_router(ws.router)
+    return app

@@ -1,0 +1,84 @@
+"""Shapes of the chat API (API.md: Message, Field rules) and of the stored message."""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StrictStr
+
+from common.ids import timestamp_ms
+from common.timefmt import Timestamp
+
+CONTENT_MAX_CHARS = 4000
+SYSTEM_DISPLAY_NAME = "System"
+
+
+def _content(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("content must not be empty")
+    if len(value) > CONTENT_MAX_CHARS:
+        raise ValueError(f"content must be at most {CONTENT_MAX_CHARS} characters")
+    return value
+
+
+Content = Annotated[StrictStr, AfterValidator(_content)]
+
+
+class MessageBody(BaseModel):
+    """Body of POST and PUT."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    content: Content
+
+
+class MessageView(BaseModel):
+    """What every member sees of a message: the sender's public id, never its secret."""
+
+    id: UUID
+    room_id: UUID
+    sender_id: UUID | None
+    display_name: str
+    message_type: Literal["user", "system"]
+    content: str
+    created_at: Timestamp
+    edited_at: Timestamp | None = None
+
+
+class MessageList(BaseModel):
+    messages: list[MessageView]
+
+
+class StoredMessage(BaseModel):
+    """The member of the room's sorted set. `id` is declared first on purpose: the JSON then
+    starts with `{"id":"<uuid>"`, so members with one score sort by id, and the store's Lua
+    reads the id at a fixed offset. `participant_id` (the author's secret) stays in Redis for
+    ownership checks and never leaves the service."""
+
+    id: UUID
+    room_id: UUID
+    participant_id: str | None
+    sender_id: UUID | None
+    display_name: str
+    message_type: Literal["user", "system"]
+    content: str
+    created_at: Timestamp
+    edited_at: Timestamp | None = None
+
+    @property
+    def score(self) -> int:
+        return timestamp_ms(self.id)
+
+    def public(self) -> MessageView:
+        return MessageView.model_validate(self.model_dump(exclude={"participant_id"}))
+
+    def public_json(self) -> dict[str, Any]:
+        return self.public().model_dump(mode="json")
+
+    def to_member(self) -> str:
+        return self.model_dump_json()
+
+
+def created_at_of(message_id: UUID) -> datetime:
+    return datetime.fromtimestamp(timestamp_ms(message_id) / 1000, UTC)

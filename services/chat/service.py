@@ -1,0 +1,224 @@
+"""The chat use cases: who may act, history, post, edit, delete, and the system messages that
+room events produce. Testable without HTTP; raises the common problem errors."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from uuid import UUID
+
+import redis.asyncio as aioredis
+from prometheus_client import Counter
+
+from chat import fanout
+from chat.schemas import SYSTEM_DISPLAY_NAME, MessageView, StoredMessage, created_at_of
+from chat.settings import ChatSettings
+from chat.store import ChatStore
+from common import presence
+from common.errors import MessageNotFound, NotAParticipant, NotAuthor, Unavailable
+from common.events import PublicParticipant, RoomEvent
+from common.ids import parse_uuid7, uuid7
+from common.membership import MembershipResolver
+from common.ratelimit import RateLimits
+from common.timefmt import utcnow
+
+MESSAGES = Counter("veche_chat_messages_total", "Chat messages written", ["message_type"])
+
+# Attempts of a write that lost a race (an id below the room's head, a concurrent edit):
+# each retry is only needed when another writer got in between, so a handful is plenty.
+_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An active member acting in a room. `participant_id` is its secret: it is compared with
+    stored authorship and never put in an answer."""
+
+    room_id: UUID
+    participant_id: str
+    member: PublicParticipant
+
+    @property
+    def is_host(self) -> bool:
+        return self.member.role == "host"
+
+
+def system_text(event: RoomEvent) -> str | None:
+    participant = event.participant
+    if participant is None:
+        return None
+    name = participant.display_name
+    if event.type == "participant.joined":
+        return f"{name} joined"
+    if event.type == "participant.left":
+        if event.reason == "kicked":
+            return f"{name} was removed by the host"
+        if event.reason in ("left", "timeout", None):
+            return f"{name} left"
+    return None
+
+
+class ChatService:
+    def __init__(
+        self,
+        store: ChatStore,
+        membership: MembershipResolver,
+        redis: aioredis.Redis,
+        rate_limits: RateLimits,
+        settings: ChatSettings,
+    ) -> None:
+        self.store = store
+        self.membership = membership
+        self.redis = redis
+        self.rate_limits = rate_limits
+        self.settings = settings
+
+    # --- who --------------------------------------------------------------------------------
+
+    async def authorize(self, room_id: UUID, participant_id: UUID | str | None) -> Caller:
+        """The caller as an active member (also a sign of life for the janitor); 404
+        room_not_found, 409 room_ended or 403 not_a_participant otherwise."""
+        pid = str(participant_id).lower() if participant_id else None
+        membership = await self.membership.resolve(room_id, pid)
+        member = membership.require_active()
+        if pid is None:  # pragma: no cover - require_active found no member without an id
+            raise NotAParticipant("X-Participant-ID is required")
+        await presence.touch(self.redis, room_id, member.id)
+        return Caller(room_id, pid, member)
+
+    # --- history ----------------------------------------------------------------------------
+
+    async def history(
+        self, caller: Caller, *, limit: int, after: UUID | None = None, before: UUID | None = None
+    ) -> list[MessageView]:
+        messages = await self.store.page(caller.room_id, limit=limit, after=after, before=before)
+        return [m.public() for m in messages]
+
+    async def replay(self, room_id: UUID, after: UUID, limit: int) -> list[MessageView]:
+        messages = await self.store.page(room_id, limit=limit, after=after)
+        return [m.public() for m in messages]
+
+    # --- writes -----------------------------------------------------------------------------
+
+    async def post(self, caller: Caller, content: str) -> MessageView:
+        """429 rate_limited past RATE_LIMIT_CHAT_SEND (per member of a room, REST and
+        WebSocket together)."""
+        await self.rate_limits.hit(
+            "chat_send", self.settings.rate_limit_chat_send, f"{caller.room_id}:{caller.member.id}"
+        )
+        sender = caller.member
+
+        def build(message_id: UUID) -> StoredMessage:
+            return StoredMessage(
+                id=message_id,
+                room_id=caller.room_id,
+                participant_id=caller.participant_id,
+                sender_id=sender.id,
+                display_name=sender.display_name,
+                message_type="user",
+                content=content,
+                created_at=created_at_of(message_id),
+            )
+
+        message = await self._append(build)
+        assert message is not None  # only event-driven writes can be duplicates
+        MESSAGES.labels("user").inc()
+        return message.public()
+
+    async def edit(self, caller: Caller, message_id: str, content: str) -> MessageView:
+        target = self._message_id(message_id)
+        for _ in range(_ATTEMPTS):
+            found = await self.store.find(caller.room_id, target)
+            if found is None:
+                raise MessageNotFound(f"No message {target} in this room")
+            member, message = found
+            if message.participant_id != caller.participant_id:
+                raise NotAuthor("Only its author may edit a message")
+            edited = message.model_copy(update={"content": content, "edited_at": utcnow()})
+            view = edited.public()
+            if await self.store.swap(
+                caller.room_id, member, edited, fanout.updated_envelope(view)
+            ):
+                return view
+        raise Unavailable("The message is changing too fast; try again", retry_after=1)
+
+    async def delete(self, caller: Caller, message_id: str) -> None:
+        target = self._message_id(message_id)
+        for _ in range(_ATTEMPTS):
+            found = await self.store.find(caller.room_id, target)
+            if found is None:
+                raise MessageNotFound(f"No message {target} in this room")
+            member, message = found
+            if message.participant_id != caller.participant_id and not caller.is_host:
+                raise NotAuthor("Only its author or the host may delete a message")
+            if await self.store.swap(
+                caller.room_id, member, None, fanout.deleted_envelope(target)
+            ):
+                return
+        raise Unavailable("The message is changing too fast; try again", retry_after=1)
+
+    # --- room events ------------------------------------------------------------------------
+
+    async def on_room_event(self, event: RoomEvent) -> None:
+        """Posts the system message and the frames of one ROOMS event, once per event_id
+        however often it is delivered."""
+        max_age = timedelta(seconds=self.settings.chat_event_max_age_seconds)
+        if event.occurred_at < utcnow() - max_age:
+            return  # stale news (a consumer catching up on old history): tell nobody
+        if event.type == "room.ended":
+            await self.store.publish_once(
+                event.room_id, event.event_id, [fanout.ended_envelope()]
+            )
+            return
+        participant = event.participant
+        text = system_text(event)
+        if participant is None or text is None:
+            return  # room.created, and the leaves that ending a room implies
+        if event.type == "participant.joined":
+            frames = [fanout.joined_envelope(participant)]
+        else:
+            frames = [fanout.left_envelope(participant)]
+
+        def build(message_id: UUID) -> StoredMessage:
+            return StoredMessage(
+                id=message_id,
+                room_id=event.room_id,
+                participant_id=None,
+                sender_id=None,
+                display_name=SYSTEM_DISPLAY_NAME,
+                message_type="system",
+                content=text,
+                created_at=created_at_of(message_id),
+            )
+
+        if await self._append(build, frames, event.event_id) is not None:
+            MESSAGES.labels("system").inc()
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    async def _append(
+        self,
+        build: Callable[[UUID], StoredMessage],
+        frames_before: list[str] | None = None,
+        event_id: UUID | None = None,
+    ) -> StoredMessage | None:
+        """Writes a new message with an id above the room's head; None when the event that
+        asked for it was already handled."""
+        floor: UUID | None = None
+        for _ in range(_ATTEMPTS):
+            message = build(uuid7(floor))
+            envelopes = [*(frames_before or []), fanout.created_envelope(message.public())]
+            result = await self.store.append(message, envelopes, event_id)
+            if result.written:
+                return message
+            if result.duplicate:
+                return None
+            floor = result.head
+        raise Unavailable("The room is too busy; try again", retry_after=1)
+
+    @staticmethod
+    def _message_id(raw: str) -> UUID:
+        """A message id from a path: anything that is not a UUIDv7 names no message."""
+        parsed = parse_uuid7(raw)
+        if parsed is None:
+            raise MessageNotFound("No such message in this room")
+        return parsed

@@ -1,0 +1,124 @@
+"""Chat under test with the real PostgreSQL, Redis and NATS.
+
+Rooms runs in-process behind a real HTTP server (chat asks it over HTTP when a membership hash
+is missing). Chat runs in-process too: over ASGITransport for REST tests (`chat_app`), or
+behind its own uvicorn server for WebSocket tests that need special settings
+(`chat_server`). The e2e chat tests use the session `stack` of tests/conftest.py."""
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from chat.main import create_app as create_chat_app
+from chat.settings import ChatSettings
+from helpers import app_client
+from rooms.main import create_app as create_rooms_app
+from rooms.settings import RoomsSettings
+from stack import free_port
+from tests.chat.support import Room
+
+
+class _Server(uvicorn.Server):
+    """uvicorn inside the test's event loop; the signals stay pytest's."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class Served:
+    url: str
+    app: FastAPI
+
+
+@contextlib.asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[Served]:
+    """Serves `app` (lifespan included) on a free port."""
+    port = free_port()
+    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+                                    access_log=False, timeout_graceful_shutdown=2))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "server did not start"
+        await asyncio.sleep(0.01)
+    try:
+        yield Served(f"http://127.0.0.1:{port}", app)
+    finally:
+        server.should_exit = True
+        await task
+
+
+def chat_settings(rooms_url: str, **overrides: Any) -> ChatSettings:
+    # Each app pulls the run's events through a durable of its own, so stopping one never
+    # holds back another's events.
+    overrides.setdefault("chat_events_durable", f"chat-test-{uuid.uuid4().hex[:8]}")
+    overrides.setdefault("rooms_internal_url", rooms_url)
+    return ChatSettings(**overrides)
+
+
+@pytest.fixture(scope="session")
+async def rooms_url() -> AsyncIterator[str]:
+    async with serve(create_rooms_app(RoomsSettings())) as served:
+        yield served.url
+
+
+@pytest.fixture(scope="session")
+async def rooms_api(rooms_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=rooms_url, timeout=15) as client:
+        yield client
+
+
+ChatApp = Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
+ChatServer = Callable[..., contextlib.AbstractAsyncContextManager[Served]]
+
+
+@pytest.fixture(scope="session")
+def chat_app(rooms_url: str) -> ChatApp:
+    """`async with chat_app(**settings) as client`: a chat app in-process over ASGITransport;
+    `client.app` is the app."""
+
+    @contextlib.asynccontextmanager
+    async def make(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_chat_app(chat_settings(rooms_url, **overrides))
+        async with app_client(app) as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def chat_server(rooms_url: str) -> ChatServer:
+    """`async with chat_server(**settings) as served`: a chat app behind real HTTP and
+    WebSockets, in-process, at `served.url`."""
+
+    @contextlib.asynccontextmanager
+    async def make(**overrides: Any) -> AsyncIterator[Served]:
+        async with serve(create_chat_app(chat_settings(rooms_url, **overrides))) as served:
+            yield served
+
+    return make
+
+
+@pytest.fixture(scope="session")
+async def chat_api(chat_app: ChatApp) -> AsyncIterator[httpx.AsyncClient]:
+    async with chat_app() as client:
+        yield client
+
+
+@pytest.fixture
+async def room(rooms_api: httpx.AsyncClient, chat_api: httpx.AsyncClient) -> Room:
+    """A room with its host, whose "Host joined" line is already posted: what a test then
+    posts is all that comes after it."""
+    made = await Room.create(rooms_api, chat_api)
+    await made.wait_for_system("Host joined")
+    return made

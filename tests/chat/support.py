@@ -1,0 +1,230 @@
+"""Rooms, members and sockets for the chat tests, driven through the public API."""
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from helpers import hdr, new_pid
+
+MESSAGE_KEYS = {
+    "id", "room_id", "sender_id", "display_name", "message_type", "content", "created_at",
+    "edited_at",
+}
+
+
+@dataclass
+class Member:
+    pid: str  # the secret participant_id
+    public_id: str
+    name: str
+
+
+@dataclass
+class Room:
+    """A room made through the API. `rooms` answers /api/v1/rooms, `chat` the chat routes
+    (both the gateway in e2e tests)."""
+
+    rooms: httpx.AsyncClient
+    chat: httpx.AsyncClient
+    id: str = ""
+    host: Member = field(default_factory=lambda: Member("", "", ""))
+    members: list[Member] = field(default_factory=list)
+
+    @classmethod
+    async def create(
+        cls, rooms: httpx.AsyncClient, chat: httpx.AsyncClient | None = None, host_name: str = "Host"
+    ) -> "Room":
+        room = cls(rooms, chat or rooms)
+        pid = new_pid()
+        response = await rooms.post(
+            "/api/v1/rooms", json={"title": "Chat test", "display_name": host_name}, headers=hdr(pid)
+        )
+        assert response.status_code == 201, response.text
+        body = response.json()
+        room.id = body["room"]["id"]
+        room.host = Member(pid, body["participant"]["id"], host_name)
+        room.members.append(room.host)
+        return room
+
+    async def join(self, name: str = "Anna", settle: bool = True) -> Member:
+        """A new member; with `settle`, once its "joined" line is posted, so that what a test
+        does next is not interleaved with it."""
+        pid = new_pid()
+        response = await self.rooms.post(
+            f"/api/v1/rooms/{self.id}/join", json={"display_name": name}, headers=hdr(pid)
+        )
+        assert response.status_code == 201, response.text
+        member = Member(pid, response.json()["id"], name)
+        self.members.append(member)
+        if settle:
+            await self.wait_for_system(f"{name} joined")
+        return member
+
+    async def leave(self, member: Member) -> None:
+        response = await self.rooms.post(f"/api/v1/rooms/{self.id}/leave", headers=hdr(member.pid))
+        assert response.status_code == 204, response.text
+
+    async def kick(self, member: Member) -> None:
+        response = await self.rooms.post(
+            f"/api/v1/rooms/{self.id}/participants/{member.public_id}/kick",
+            headers=hdr(self.host.pid),
+        )
+        assert response.status_code == 204, response.text
+
+    async def end(self) -> None:
+        response = await self.rooms.post(f"/api/v1/rooms/{self.id}/end", headers=hdr(self.host.pid))
+        assert response.status_code == 200, response.text
+
+    @property
+    def messages_url(self) -> str:
+        return f"/api/v1/rooms/{self.id}/chat/messages"
+
+    async def post(self, member: Member, content: str) -> dict[str, Any]:
+        response = await self.chat.post(
+            self.messages_url, json={"content": content}, headers=hdr(member.pid)
+        )
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    async def history(self, member: Member | None = None, **params: Any) -> list[dict[str, Any]]:
+        member = member or self.host
+        response = await self.chat.get(self.messages_url, params=params, headers=hdr(member.pid))
+        assert response.status_code == 200, response.text
+        return response.json()["messages"]  # type: ignore[no-any-return]
+
+    async def wait_for_system(self, content: str, timeout: float = 10) -> dict[str, Any]:
+        """The system message with this content, once the event consumer posted it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [
+                m for m in await self.history(limit=200)
+                if m["message_type"] == "system" and m["content"] == content
+            ]
+            if found:
+                return found[0]
+            assert time.monotonic() < deadline, f"no system message {content!r}"
+            await asyncio.sleep(0.05)
+
+    def secrets(self) -> list[str]:
+        return [m.pid for m in self.members]
+
+
+def assert_message(message: dict[str, Any]) -> None:
+    """The Message shape of API.md, to the letter."""
+    assert set(message) == MESSAGE_KEYS, message
+    assert message["message_type"] in ("user", "system")
+    assert message["created_at"].endswith("Z") and len(message["created_at"]) == 24
+    if message["edited_at"] is not None:
+        assert message["edited_at"].endswith("Z")
+
+
+def assert_no_secret(text: str, secrets: list[str]) -> None:
+    for secret in secrets:
+        assert secret not in text, "a participant_id leaked"
+    assert "participant_id" not in text
+
+
+# --- WebSockets --------------------------------------------------------------------------
+
+
+class Socket:
+    """A chat WebSocket client that keeps every frame it read. Frames a `next(kind)` skipped
+    stay unread for later calls."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+        self.frames: list[dict[str, Any]] = []
+        self.texts: list[str] = []
+        self.unread: list[dict[str, Any]] = []
+
+    async def _read(self, timeout: float) -> dict[str, Any]:
+        text = await asyncio.wait_for(self.connection.recv(), timeout)
+        assert isinstance(text, str)
+        self.texts.append(text)
+        frame: dict[str, Any] = json.loads(text)
+        self.frames.append(frame)
+        return frame
+
+    async def recv(self, timeout: float = 5) -> dict[str, Any]:
+        """The oldest frame not consumed yet."""
+        if self.unread:
+            return self.unread.pop(0)
+        return await self._read(timeout)
+
+    async def next(self, kind: str, timeout: float = 5, **match: Any) -> dict[str, Any]:
+        """The oldest unconsumed frame of type `kind` (whose top-level fields equal `match`)."""
+        return await self.first(
+            lambda f: f["type"] == kind and all(f.get(k) == v for k, v in match.items()), timeout
+        )
+
+    async def created(self, content: str, timeout: float = 5) -> dict[str, Any]:
+        """The message of the oldest unconsumed message.created frame with this content."""
+        frame = await self.first(
+            lambda f: f["type"] == "message.created" and f["message"]["content"] == content,
+            timeout,
+        )
+        return frame["message"]  # type: ignore[no-any-return]
+
+    async def first(
+        self, wanted: Callable[[dict[str, Any]], bool], timeout: float = 5
+    ) -> dict[str, Any]:
+        for frame in self.unread:
+            if wanted(frame):
+                self.unread.remove(frame)
+                return frame
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = await self._read(max(deadline - time.monotonic(), 0.01))
+            if wanted(frame):
+                return frame
+            self.unread.append(frame)
+
+    async def send(self, frame: dict[str, Any] | str | bytes) -> None:
+        await self.connection.send(frame if isinstance(frame, str | bytes) else json.dumps(frame))
+
+    async def closed(self, timeout: float = 5) -> int:
+        """Reads until the server closes; returns the close code."""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                self.unread.append(await self._read(max(deadline - time.monotonic(), 0.01)))
+        except websockets.ConnectionClosed as closed:
+            assert closed.rcvd is not None, "closed without a close frame"
+            return closed.rcvd.code
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+
+def ws_url(base: str, room_id: str, query: str = "") -> str:
+    return base.replace("http://", "ws://") + f"/ws/chat/{room_id}" + query
+
+
+@contextlib.asynccontextmanager
+async def raw_socket(
+    base: str, room_id: str, headers: dict[str, str] | None = None, query: str = "", **options: Any
+) -> AsyncIterator[Socket]:
+    async with websockets.connect(
+        ws_url(base, room_id, query), additional_headers=headers, open_timeout=5, **options
+    ) as connection:
+        yield Socket(connection)
+
+
+@contextlib.asynccontextmanager
+async def chat_socket(
+    base: str, room_id: str, member: Member, after: str | None = None, **options: Any
+) -> AsyncIterator[Socket]:
+    """An authenticated socket that has read its `ready` frame."""
+    async with raw_socket(base, room_id, **options) as socket:
+        await socket.send({"type": "auth", "participant_id": member.pid, "after": after})
+        ready = await socket.recv()
+        assert ready["type"] == "ready", ready
+        yield socket

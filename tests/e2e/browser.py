@@ -1,0 +1,196 @@
+"""Helpers for the browser tests: headless Chromium (Debian's, never a downloaded one) driven by
+Playwright's async API, and the few steps every scenario repeats (create, pre-join, chat)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, BrowserContext, Locator, Page
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+TIMEOUT_MS = 15_000
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+ROOM_PATH = re.compile(rf"/r/({UUID})$")
+PARTICIPANT_KEY = "veche.participant_id"
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+
+# Runs before the page's own scripts: counts every <img> that ever enters the document, so a
+# test can tell "never created" from "created and removed again".
+WATCH_IMAGES = """
+window.__vecheImages = 0;
+new MutationObserver((records) => {
+  for (const record of records) {
+    for (const node of record.addedNodes) {
+      if (node.nodeType !== 1) continue;
+      if (node.tagName === 'IMG') window.__vecheImages += 1;
+      window.__vecheImages += node.querySelectorAll('img').length;
+    }
+  }
+}).observe(document, { childList: true, subtree: true });
+"""
+
+
+async def launch(playwright: object) -> Browser:
+    return await playwright.chromium.launch(  # type: ignore[attr-defined, no-any-return]
+        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+    )
+
+
+@dataclass
+class Tab:
+    """One browser context (its own storage, i.e. its own identity) with one page, and what the
+    page did that a test may want to assert on."""
+
+    context: BrowserContext
+    page: Page
+    dialogs: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    csp_reports: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    websockets: list[str] = field(default_factory=list)
+    responses: list[tuple[str, str, int]] = field(default_factory=list)
+
+    def by(self, testid: str) -> Locator:
+        return self.page.get_by_test_id(testid)
+
+    @property
+    def user_messages(self) -> Locator:
+        """The text of every user (non-system) chat message, in display order."""
+        return self.page.locator(
+            '[data-testid="chat-message"][data-type="user"] [data-testid="chat-message-content"]'
+        )
+
+    @property
+    def participants(self) -> Locator:
+        return self.by("participant-list").get_by_test_id("participant-item")
+
+    @property
+    def self_item(self) -> Locator:
+        return self.page.locator('[data-testid="participant-item"].person-self')
+
+    async def participant_ids(self) -> list[str]:
+        return await self.participants.evaluate_all(  # type: ignore[no-any-return]
+            "items => items.map(item => item.dataset.participantId)"
+        )
+
+    async def stored_participant_id(self) -> str | None:
+        return await self.page.evaluate(  # type: ignore[no-any-return]
+            f"() => localStorage.getItem('{PARTICIPANT_KEY}')"
+        )
+
+    def room_id(self) -> str:
+        match = ROOM_PATH.search(self.page.url)
+        assert match, f"not on a room page: {self.page.url}"
+        return match.group(1)
+
+    async def images_ever_added(self) -> int:
+        return await self.page.evaluate("() => window.__vecheImages")  # type: ignore[no-any-return]
+
+    async def screenshot(self, name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        await self.page.screenshot(path=str(path), full_page=True, animations="disabled")
+        return path
+
+
+async def open_tab(
+    browser: Browser, base_url: str, locale: str = "en-US", viewport: dict[str, int] | None = None
+) -> Tab:
+    context = await browser.new_context(
+        base_url=base_url,
+        locale=locale,
+        permissions=["camera", "microphone", "clipboard-read", "clipboard-write"],
+        viewport=viewport or DESKTOP,
+        is_mobile=viewport == PHONE,
+        has_touch=viewport == PHONE,
+    )
+    await context.add_init_script(WATCH_IMAGES)
+    context.set_default_timeout(TIMEOUT_MS)
+    context.set_default_navigation_timeout(TIMEOUT_MS)
+    page = await context.new_page()
+    tab = Tab(context=context, page=page)
+
+    async def on_dialog(dialog: object) -> None:
+        tab.dialogs.append(f"{dialog.type}: {dialog.message}")  # type: ignore[attr-defined]
+        await dialog.dismiss()  # type: ignore[attr-defined]
+
+    def on_console(message: object) -> None:
+        text = message.text  # type: ignore[attr-defined]
+        if "Content Security Policy" in text:
+            tab.csp_reports.append(text)
+
+    page.on("dialog", on_dialog)
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: tab.page_errors.append(str(error)))
+    page.on("request", lambda request: tab.requests.append(request.url))
+    page.on("websocket", lambda socket: tab.websockets.append(socket.url))
+    page.on(
+        "response",
+        lambda response: tab.responses.append((response.request.method, response.url, response.status)),
+    )
+    return tab
+
+
+async def pass_prejoin(tab: Tab, name: str | None = None) -> None:
+    """The pre-join step (every visit to /r/{id} has one), then waits until the meeting is live:
+    the layout is shown and the chat socket says `ready`."""
+    from playwright.async_api import expect
+
+    await expect(tab.by("prejoin")).to_be_visible()
+    if name is not None:
+        await tab.by("prejoin-name").fill(name)
+    await tab.by("prejoin-submit").click()
+    await expect(tab.by("room")).to_be_visible()
+    await expect(tab.by("chat-status")).to_have_attribute("data-state", "ready")
+
+
+async def create_room(
+    tab: Tab, title: str, name: str, *, description: str | None = None, max_participants: int | None = None
+) -> str:
+    """From the home page: fills the create form, lands on /r/{id}, passes pre-join; the room id."""
+    from playwright.async_api import expect
+
+    await tab.page.goto("/")
+    await tab.by("create-title").fill(title)
+    if description is not None:
+        await tab.by("create-description").fill(description)
+    if max_participants is not None:
+        await tab.by("create-max").fill(str(max_participants))
+    await tab.by("create-name").fill(name)
+    await tab.by("create-submit").click()
+    await expect(tab.page).to_have_url(ROOM_PATH)
+    await pass_prejoin(tab)
+    return tab.room_id()
+
+
+async def join_by_link(tab: Tab, link: str, name: str) -> None:
+    await tab.page.goto(link)
+    await pass_prejoin(tab, name)
+
+
+async def send_chat(tab: Tab, text: str) -> None:
+    """Types into the chat box and sends; waits until the box is empty again (accepted)."""
+    from playwright.async_api import expect
+
+    await tab.by("chat-input").fill(text)
+    await tab.by("chat-send").click()
+    await expect(tab.by("chat-input")).to_have_value("")
