@@ -196,3 +196,23 @@ async def test_an_idle_fanout_connection_answers_its_liveness_pings_and_stays_up
             assert served.app.state.fanout.connected
             await room.post(room.host, "still live")
             await socket.created("still live")
+
+
+async def test_rest_and_socket_sends_share_one_limit_and_the_socket_stays_open(rooms_api, chat_server):
+    settings = {"rate_limit_chat_send": "3/minute", "chat_ws_rate_strikes": 10}
+    async with chat_server(**settings) as served, room_on(served, rooms_api) as room:
+        anna = await room.join("Anna")
+        await room.post(anna, "rest 1")
+        await room.post(anna, "rest 2")
+        async with chat_socket(served.url, room.id, anna) as socket:
+            await socket.send({"type": "message.send", "content": "ws 3", "client_msg_id": "a"})
+            assert (await socket.next("ack"))["client_msg_id"] == "a"
+            await socket.send({"type": "message.send", "content": "ws 4", "client_msg_id": "b"})
+            error = await socket.next("error")
+            assert error == {**error, "type": "error", "code": "rate_limited", "client_msg_id": "b"}
+            over = await room.chat.post(room.messages_url, json={"content": "rest 5"}, headers=hdr(anna.pid))
+            assert over.status_code == 429
+            # The socket is still open and still hears the room.
+            await room.post(room.host, "the host is not limited by Anna")
+            heard = await socket.created("the host is not limited by Anna")
+            assert heard["sender_id"] == room.host.public_id
