@@ -2,6 +2,7 @@
 
 import asyncio
 import glob
+import hashlib
 import os
 import shutil
 import subprocess
@@ -84,8 +85,11 @@ class LocalInfra:
         data = self.run_dir / "pgdata"
         runas: list[str] = []
         if os.geteuid() == 0:
-            # PostgreSQL refuses to run as root: hand the data folder to the postgres user.
+            # PostgreSQL refuses to run as root: it runs as the postgres user, from a folder
+            # that user can reach even when the checkout sits under /root.
             runas = ["runuser", "-u", "postgres", "--"]
+            digest = hashlib.sha1(str(self.run_dir.resolve()).encode()).hexdigest()[:10]
+            data = Path("/var/tmp") / f"veche-pgdata-{digest}"
         if not data.exists():
             data.mkdir(parents=True)
             if runas:
