@@ -1,6 +1,7 @@
 """`make run` on a machine where a server is not listening: it starts its own, then stops it."""
 
 import glob
+import hashlib
 import os
 import shutil
 import tempfile
@@ -20,6 +21,8 @@ def infra():
     yield local
     local.stop()
     shutil.rmtree(folder, ignore_errors=True)
+    digest = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:10]
+    shutil.rmtree(f"/var/tmp/veche-pgdata-{digest}", ignore_errors=True)
 
 
 def test_a_missing_nats_is_started_from_the_wheel_and_stopped(infra):
