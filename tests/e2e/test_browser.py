@@ -61,6 +61,7 @@ TEXT = {
         "title": "Weekly sync",
         "hello": "Hello from the host",
         "reply": "Hi, Boris here",
+        "guest_joined": "Boris joined",
     },
     "ru": {
         "locale": "ru-RU",
@@ -76,6 +77,7 @@ TEXT = {
         "title": "Планёрка",
         "hello": "Привет от организатора",
         "reply": "Здравствуйте, это Борис",
+        "guest_joined": "Борис присоединился(-лась)",
     },
 }
 
@@ -174,6 +176,8 @@ async def test_create_share_join_and_chat_both_ways(tabs, stack, lang):
         await expect(tab.page.locator(".panel-people .panel-title")).to_have_text(text["participants"])
         await expect(tab.page.locator(".panel-chat .panel-title")).to_have_text(text["chat"])
         await expect(tab.by("video-unavailable")).to_contain_text(text["unavailable"])
+        system_lines = tab.page.locator('[data-testid="chat-message"][data-type="system"]')
+        await expect(system_lines.filter(has_text=text["guest_joined"])).to_have_count(1)
     assert guest_secret not in await host.page.content()
     assert host_secret not in await guest.page.content()
     for tab, secret in ((host, host_secret), (guest, guest_secret)):

@@ -316,10 +316,11 @@ export class ChatPanel {
 
   buildRow(message) {
     const isSystem = message.message_type === 'system';
+    const text = isSystem ? systemText(message.content ?? '') : (message.content ?? '');
     const isOwn = !isSystem && Boolean(this.self?.id) && message.sender_id === this.self.id;
     const canEdit = isOwn;
     const canDelete = isOwn || this.self?.role === 'host';
-    const content = h('div', { class: 'msg-content', testid: 'chat-message-content' }, message.content ?? '');
+    const content = h('div', { class: 'msg-content', testid: 'chat-message-content' }, text);
     const actions = canEdit || canDelete
       ? h('div', { class: 'msg-actions' },
         canEdit ? h('button', { type: 'button', class: 'link-btn', testid: 'chat-edit',
@@ -458,4 +459,20 @@ export class ChatPanel {
     for (const pending of this.pending.values()) clearTimeout(pending.timer);
     this.pending.clear();
   }
+}
+
+// The server writes system messages from fixed English templates; show them in the page's
+// language. Anything else is shown as it came.
+const SYSTEM_TEMPLATES = [
+  [/^(.+) was removed by the host$/s, 'system.removed'],
+  [/^(.+) joined$/s, 'system.joined'],
+  [/^(.+) left$/s, 'system.left'],
+];
+
+function systemText(content) {
+  for (const [pattern, key] of SYSTEM_TEMPLATES) {
+    const match = pattern.exec(content);
+    if (match) return t(key, { name: match[1] });
+  }
+  return content;
 }
