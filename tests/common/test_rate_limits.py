@@ -125,3 +125,7 @@ async def test_the_gateway_limits_a_flood_from_one_address(strict_gateway):
     assert statuses.count(404) >= 5, statuses
     limited = next(r for r in responses if r.status_code == 429)
     assert limited.headers.get("retry-after")
+    # The bucket refills at GATEWAY_RATE_AVERAGE per second.
+    await asyncio.sleep(1.5)
+    async with httpx.AsyncClient(base_url=strict_gateway.url, timeout=10) as client:
+        assert (await client.get(url)).status_code == 404
