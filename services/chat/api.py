@@ -7,9 +7,10 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from chat.schemas import MessageBody, MessageList, MessageView
 from chat.service import Caller, ChatService
-from common.errors import RoomNotFound, ValidationFailed
-from common.identity import participant_id_from
+from common.errors import ValidationFailed
+from common.identity import IdentityHeader, parse_participant_id, parse_room_id
 from common.ids import parse_uuid7
+from common.openapi import error_responses
 
 router = APIRouter(prefix="/api/v1/rooms/{room_id}/chat")
 
@@ -18,17 +19,12 @@ def _service(request: Request) -> ChatService:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
-def parse_room_id(raw: str) -> UUID:
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise RoomNotFound(f"Room {raw[:64]} does not exist") from None
-
-
-async def _member(room_id: str, request: Request) -> Caller:
+async def _member(
+    room_id: str, request: Request, x_participant_id: IdentityHeader = None
+) -> Caller:
     """The caller as an active member of the room in the path."""
     room = parse_room_id(room_id)
-    participant_id = participant_id_from(request)
+    participant_id = parse_participant_id(x_participant_id)
     return await _service(request).authorize(room, participant_id)
 
 
@@ -36,9 +32,7 @@ Service = Annotated[ChatService, Depends(_service)]
 Member = Annotated[Caller, Depends(_member)]
 Limit = Annotated[int, Query(ge=1, le=200)]
 
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"description": text, "content": {"application/problem+json": {}}}
-    for code, text in {
+_ERRORS = error_responses({
         400: "invalid_participant_id or invalid_json",
         403: "not_a_participant or not_author",
         404: "room_not_found or message_not_found",
@@ -47,8 +41,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
         422: "validation_error",
         429: "rate_limited",
         503: "unavailable",
-    }.items()
-}
+})
 
 
 def _cursor(name: str, raw: str | None) -> UUID | None:

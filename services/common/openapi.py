@@ -63,3 +63,9 @@ def install_problem_openapi(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def error_responses(errors: dict[int, str]) -> dict[int | str, dict[str, object]]:
+    """`responses=` of a route: each status with the codes it may carry (rendered as
+    problem+json by install_problem_openapi)."""
+    return {status: {"description": codes} for status, codes in errors.items()}

@@ -4,12 +4,13 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from livekit import api as livekit_api
 from pydantic import BaseModel
 
-from common.errors import ParticipantNotFound, Problem, RoomNotFound, Unauthorized
-from common.identity import HEADER, parse_participant_id
+from common.errors import ParticipantNotFound, Problem, Unauthorized
+from common.identity import HEADER, IdentityHeader, parse_participant_id, room_id_path
+from common.openapi import error_responses
 from common.web import client_ip
 from rooms.schemas import (
     CreatedRoom,
@@ -28,19 +29,6 @@ internal = APIRouter(prefix="/internal/v1", include_in_schema=False)
 
 def _service(request: Request) -> RoomsService:
     return request.app.state.service  # type: ignore[no-any-return]
-
-
-def _room_id(room_id: str) -> UUID:
-    try:
-        return UUID(room_id)
-    except ValueError:
-        raise RoomNotFound(f"Room {room_id[:64]} does not exist") from None
-
-
-IdentityHeader = Annotated[
-    str | None,
-    Header(alias=HEADER, description="The caller's secret participant id (a UUID)."),
-]
 
 
 def _optional_participant(x_participant_id: IdentityHeader = None) -> str | None:
@@ -68,23 +56,20 @@ def _limited(name: str, setting: str):  # type: ignore[no-untyped-def]
 
 
 Service = Annotated[RoomsService, Depends(_service)]
-RoomId = Annotated[UUID, Depends(_room_id)]
+RoomId = Annotated[UUID, Depends(room_id_path)]
 ParticipantId = Annotated[str | None, Depends(_optional_participant)]
 NewOrKnownCaller = Annotated[Caller, Depends(_caller)]
 
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"description": text, "content": {"application/problem+json": {}}}
-    for code, text in {
-        400: "invalid_participant_id or invalid_json",
-        403: "not_a_participant, not_host or banned",
-        404: "room_not_found or participant_not_found",
-        409: "room_full or room_ended",
-        413: "payload_too_large",
-        422: "validation_error",
-        429: "rate_limited",
-        503: "unavailable",
-    }.items()
-}
+_ERRORS = error_responses({
+    400: "invalid_participant_id or invalid_json",
+    403: "not_a_participant, not_host or banned",
+    404: "room_not_found or participant_not_found",
+    409: "room_full or room_ended",
+    413: "payload_too_large",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "unavailable",
+})
 
 
 @router.post(

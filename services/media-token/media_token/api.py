@@ -5,8 +5,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from common.errors import ParticipantNotFound, RoomNotFound
-from common.identity import participant_id_from
+from common.errors import ParticipantNotFound
+from common.identity import optional_participant_id, room_id_path
+from common.openapi import error_responses
 from media_token.schemas import MediaToken, MuteTrack
 from media_token.service import MediaService
 
@@ -17,13 +18,6 @@ def _service(request: Request) -> MediaService:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
-def _room_id(room_id: str) -> UUID:
-    try:
-        return UUID(room_id)
-    except ValueError:
-        raise RoomNotFound(f"Room {room_id[:64]} does not exist") from None
-
-
 def _target_id(participant_public_id: str) -> UUID:
     try:
         return UUID(participant_public_id)
@@ -32,13 +26,11 @@ def _target_id(participant_public_id: str) -> UUID:
 
 
 Service = Annotated[MediaService, Depends(_service)]
-RoomId = Annotated[UUID, Depends(_room_id)]
+RoomId = Annotated[UUID, Depends(room_id_path)]
 TargetId = Annotated[UUID, Depends(_target_id)]
-ParticipantId = Annotated[UUID | None, Depends(participant_id_from)]
+ParticipantId = Annotated[UUID | None, Depends(optional_participant_id)]
 
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"description": text, "content": {"application/problem+json": {}}}
-    for code, text in {
+_ERRORS = error_responses({
         400: "invalid_participant_id or invalid_json",
         403: "not_a_participant or not_host",
         404: "room_not_found or participant_not_found",
@@ -46,8 +38,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
         413: "payload_too_large",
         422: "validation_error",
         503: "unavailable",
-    }.items()
-}
+})
 
 
 @router.post("/token", response_model=MediaToken, responses=_ERRORS)
