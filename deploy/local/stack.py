@@ -1,6 +1,7 @@
 """Starts the veche processes (four services, the web client and the Traefik gateway) on one
 host, for `make run` and for the e2e tests. No Docker needed."""
 
+import contextlib
 import os
 import shutil
 import signal
@@ -177,8 +178,22 @@ class Stack:
             proc.popen.wait()
 
     def stop(self) -> None:
-        for proc in reversed(self.processes):
-            self.stop_process(proc)
+        """SIGTERM to every process at once (each drains on its own), then wait for each."""
+        running = [p for p in self.processes if p.popen is not None and p.popen.poll() is None]
+        for proc in running:
+            try:
+                os.killpg(proc.popen.pid, signal.SIGTERM)  # type: ignore[union-attr]
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        for proc in running:
+            assert proc.popen is not None
+            try:
+                proc.popen.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.popen.pid, signal.SIGKILL)
+                proc.popen.wait()
 
 
 def healthy(url: str) -> bool:
