@@ -42,12 +42,12 @@ local function id_of(member)
 end
 """
 
-# KEYS: messages, head, [event marker]
-# ARGV: id, score, member, min_score, max_count, ttl_ms, channel, envelope...
+# KEYS: messages, head, [events seen]
+# ARGV: id, score, member, min_score, max_count, ttl_ms, channel, event id or '', envelope...
 # Returns {1} written, {0, head} id not above the head (retry with a larger id), {2} duplicate.
 _APPEND = _LUA_LESS + """
 local id = ARGV[1]
-if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then return {2} end
+if KEYS[3] and redis.call('SISMEMBER', KEYS[3], ARGV[8]) == 1 then return {2} end
 local head = redis.call('GET', KEYS[2])
 if head and not less(head, id) then return {0, head} end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
@@ -55,8 +55,11 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4])
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[5]) + 1))
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('SET', KEYS[2], id, 'PX', ARGV[6])
-if KEYS[3] then redis.call('SET', KEYS[3], '1', 'PX', ARGV[6]) end
-for i = 8, #ARGV do redis.call('PUBLISH', ARGV[7], ARGV[i]) end
+if KEYS[3] then
+  redis.call('SADD', KEYS[3], ARGV[8])
+  redis.call('PEXPIRE', KEYS[3], ARGV[6])
+end
+for i = 9, #ARGV do redis.call('PUBLISH', ARGV[7], ARGV[i]) end
 return {1}
 """
 
@@ -98,16 +101,17 @@ redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 """
 
-# KEYS: event marker. ARGV: ttl_ms, channel, envelope...
+# KEYS: events seen. ARGV: ttl_ms, event id, channel, envelope...
 _PUBLISH_ONCE = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
-for i = 3, #ARGV do redis.call('PUBLISH', ARGV[2], ARGV[i]) end
+if redis.call('SADD', KEYS[1], ARGV[2]) == 0 then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+for i = 4, #ARGV do redis.call('PUBLISH', ARGV[3], ARGV[i]) end
 return 1
 """
 
 def head_key(room_id: UUID | str) -> str:
     """String: the greatest message id ever written to the room."""
-    return f"chat:room:{{{room_id}}}:head"
+    return keys.chat_head(room_id)
 
 
 def now_ms() -> int:
@@ -141,10 +145,11 @@ class ChatStore:
         room_id = message.room_id
         keys_ = [keys.chat_messages(room_id), head_key(room_id)]
         if event_id is not None:
-            keys_.append(keys.chat_event_seen(room_id, event_id))
+            keys_.append(keys.chat_events_seen(room_id))
         args: list[str | int] = [
             str(message.id), message.score, message.to_member(), self._min_score(),
-            self.max_messages, self.ttl_ms, keys.chat_channel(room_id), *envelopes,
+            self.max_messages, self.ttl_ms, keys.chat_channel(room_id),
+            str(event_id) if event_id is not None else "", *envelopes,
         ]
         result = await self._append(keys=keys_, args=args)
         code = int(result[0])
@@ -210,8 +215,8 @@ class ChatStore:
     async def publish_once(self, room_id: UUID, event_id: UUID, envelopes: list[str]) -> bool:
         """Publishes frames for an event unless that event already did."""
         result = await self._publish_once(
-            keys=[keys.chat_event_seen(room_id, event_id)],
-            args=[self.ttl_ms, keys.chat_channel(room_id), *envelopes],
+            keys=[keys.chat_events_seen(room_id)],
+            args=[self.ttl_ms, str(event_id), keys.chat_channel(room_id), *envelopes],
         )
         return bool(int(result))
 

@@ -23,11 +23,6 @@ def room_presence(room_id: UUID | str) -> str:
     return f"room:{{{room_id}}}:presence"
 
 
-def room_rate_prefix(room_id: UUID | str) -> str:
-    """Prefix of the rate-limit keys that count requests about one room."""
-    return f"room:{{{room_id}}}:rate"
-
-
 def chat_messages(room_id: UUID | str) -> str:
     """Sorted set: score = creation time in ms, value = message JSON."""
     return f"chat:room:{{{room_id}}}:messages"
@@ -38,11 +33,28 @@ def chat_channel(room_id: UUID | str) -> str:
     return f"chat:room:{{{room_id}}}:fanout"
 
 
-def chat_event_seen(room_id: UUID | str, event_id: UUID | str) -> str:
-    """Marker that a ROOMS event already produced its system message."""
-    return f"chat:room:{{{room_id}}}:event:{event_id}"
+def chat_head(room_id: UUID | str) -> str:
+    """String: the greatest message id ever written to the room."""
+    return f"chat:room:{{{room_id}}}:head"
+
+
+def chat_events_seen(room_id: UUID | str) -> str:
+    """Set: ids of the ROOMS events that already produced their system message or frames."""
+    return f"chat:room:{{{room_id}}}:events"
+
+
+def room_key_names(room_id: UUID | str) -> list[str]:
+    """Every key a room has: cleanup deletes them by name, with no SCAN of the keyspace."""
+    return [
+        room_participants(room_id),
+        room_meta(room_id),
+        room_presence(room_id),
+        chat_messages(room_id),
+        chat_head(room_id),
+        chat_events_seen(room_id),
+    ]
 
 
 def all_room_key_patterns(room_id: UUID | str) -> list[str]:
-    """Patterns covering every key of one room (for cleanup after the room ends)."""
+    """Patterns covering every key of one room (for checks that nothing is left)."""
     return [f"room:{{{room_id}}}:*", f"chat:room:{{{room_id}}}:*"]

@@ -15,6 +15,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from common.errors import RateLimited
 from common.settings import CommonSettings
 
+RATE_KEY_PREFIX = "veche:rate"
+
+
+def room_limit_key(settings: CommonSettings, room_id: str) -> str:
+    """The Redis key counting RATE_LIMIT_ROOM for one room (deleted when the room ends)."""
+    return f"{RATE_KEY_PREFIX}:{parse(settings.rate_limit_room).key_for('room', room_id.lower())}"
+
 
 def _storage_uri(url: str, cluster: bool) -> str:
     scheme, rest = url.split("://", 1)
@@ -29,12 +36,12 @@ class RateLimits:
         if settings.redis_cluster_url:
             storage: RedisStorage | RedisClusterStorage = RedisClusterStorage(
                 _storage_uri(settings.redis_cluster_url, cluster=True), implementation="redispy",
-                key_prefix="veche:rate", socket_timeout=settings.dependency_timeout_seconds,
+                key_prefix=RATE_KEY_PREFIX, socket_timeout=settings.dependency_timeout_seconds,
             )
         else:
             storage = RedisStorage(
                 _storage_uri(settings.redis_url, cluster=False), implementation="redispy",
-                key_prefix="veche:rate", socket_timeout=settings.dependency_timeout_seconds,
+                key_prefix=RATE_KEY_PREFIX, socket_timeout=settings.dependency_timeout_seconds,
             )
         self.storage = storage
         self.limiter = MovingWindowRateLimiter(storage)

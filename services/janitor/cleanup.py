@@ -2,11 +2,10 @@
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Callable
 from uuid import UUID
 
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
 
 from common import keys
 from common.events import RoomEvent
@@ -14,8 +13,6 @@ from janitor.metrics import EVENT_FAILURES, EVENTS_PROCESSED, KEYS_DELETED
 
 log = logging.getLogger("veche.janitor.cleanup")
 
-SCAN_COUNT = 1000
-DELETE_BATCH = 200
 # Longer than any redelivery of one event can take; JetStream's duplicate window is 10 min.
 EVENT_DONE_TTL_SECONDS = 24 * 3600
 
@@ -25,22 +22,13 @@ def event_done_key(durable: str, event_id: UUID | str) -> str:
     return f"janitor:{durable}:event:{event_id}"
 
 
-async def delete_room_keys(redis: aioredis.Redis, room_id: UUID | str) -> int:
-    """Deletes every key of the room (SCAN, never KEYS); returns how many were deleted."""
-    scan_options: dict[str, Any] = {}
-    if isinstance(redis, RedisCluster):
-        # The hash tag puts every key of the room in one slot: only its node holds any.
-        scan_options["target_nodes"] = redis.get_node_from_key(keys.room_participants(room_id))
-    deleted = 0
-    for pattern in keys.all_room_key_patterns(room_id):
-        found: list[str] = []
-        async for key in redis.scan_iter(match=pattern, count=SCAN_COUNT, **scan_options):
-            found.append(key)
-            if len(found) >= DELETE_BATCH:
-                deleted += await redis.unlink(*found)
-                found = []
-        if found:
-            deleted += await redis.unlink(*found)
+async def delete_room_keys(redis: aioredis.Redis, room_id: UUID | str, extra: list[str]) -> int:
+    """Deletes every key of the room by name (no SCAN of the keyspace: the names are known, and
+    in Redis Cluster they share one slot thanks to the hash tag), plus `extra` keys about the
+    room kept elsewhere (its rate-limit counter); returns how many existed."""
+    deleted = int(await redis.unlink(*keys.room_key_names(room_id)))
+    for key in extra:
+        deleted += int(await redis.unlink(key))
     KEYS_DELETED.inc(deleted)
     return deleted
 
@@ -54,8 +42,15 @@ class RoomEndedCleanup:
     the second pass. A janitor that dies in between gets the event redelivered (to itself or
     another replica), which does both again."""
 
-    def __init__(self, redis: aioredis.Redis, durable: str, grace_seconds: float) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        durable: str,
+        grace_seconds: float,
+        extra_keys: Callable[[UUID], list[str]] = lambda room_id: [],
+    ) -> None:
         self.redis = redis
+        self.extra_keys = extra_keys
         self.durable = durable
         self.grace_seconds = grace_seconds
 
@@ -68,9 +63,10 @@ class RoomEndedCleanup:
             if await self.redis.exists(done):
                 EVENTS_PROCESSED.labels("duplicate").inc()
                 return
-            first = await delete_room_keys(self.redis, event.room_id)
+            extra = self.extra_keys(event.room_id)
+            first = await delete_room_keys(self.redis, event.room_id, extra)
             await asyncio.sleep(self.grace_seconds)
-            late = await delete_room_keys(self.redis, event.room_id)
+            late = await delete_room_keys(self.redis, event.room_id, extra)
             await self.redis.set(done, "1", ex=EVENT_DONE_TTL_SECONDS)
         except Exception:
             EVENT_FAILURES.inc()

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from common.clients import Nats
 from common.consumer import DurableConsumer
 from common.events import event_subject
+from common.ratelimit import room_limit_key
 from janitor import sweeps
 from janitor.cleanup import RoomEndedCleanup
 from janitor.metrics import CONSUMER_ACK_PENDING, CONSUMER_LAG, SWEEP_FAILURES, SWEEP_SECONDS
@@ -35,7 +36,8 @@ class Janitor:
             durable=settings.durable_name,
             filter_subject=event_subject(settings.nats_subject_prefix, "*", "room.ended"),
             handler=RoomEndedCleanup(
-                redis, settings.durable_name, settings.janitor_cleanup_grace_seconds
+                redis, settings.durable_name, settings.janitor_cleanup_grace_seconds,
+                extra_keys=lambda room_id: [room_limit_key(settings, str(room_id))],
             ),
             ack_wait=settings.janitor_ack_wait_seconds,
             batch=settings.janitor_max_in_flight,

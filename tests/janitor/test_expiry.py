@@ -5,7 +5,9 @@ import asyncio
 import time
 from datetime import datetime
 
+from common.ratelimit import RateLimits, room_limit_key
 from helpers import EventReader, eventually, hdr, new_pid
+from janitor.settings import JanitorSettings
 from tests.janitor.support import (
     ROOM_EMPTY_TTL_SECONDS,
     SWEEP_INTERVAL_SECONDS,
@@ -25,9 +27,12 @@ async def test_last_leave_sets_expires_at_and_the_room_ends_after_the_ttl_with_a
     rooms_api, jdb, redis_client
 ):
     room_id, host, _ = await create_room(rooms_api, "Left alone")
-    # Keys the other services keep for a room: chat history, a rate-limit counter.
+    # Keys the other services keep for a room: chat history, its per-room rate-limit counter.
     await redis_client.zadd(f"chat:room:{{{room_id}}}:messages", {'{"content": "hi"}': 1})
-    await redis_client.set(f"room:{{{room_id}}}:rate:join:1.2.3.4", 1, ex=600)
+    limits = RateLimits(JanitorSettings())
+    await limits.hit("room", limits.settings.rate_limit_room, room_id)
+    rate_key = room_limit_key(limits.settings, room_id)
+    assert await redis_client.exists(rate_key)
 
     left_at = time.time()
     assert (await rooms_api.post(f"/api/v1/rooms/{room_id}/leave", headers=hdr(host))).status_code == 204
@@ -47,7 +52,7 @@ async def test_last_leave_sets_expires_at_and_the_room_ends_after_the_ttl_with_a
     assert row["expires_at"] is None
 
     async def no_keys():
-        return not await room_keys(redis_client, room_id)
+        return not await room_keys(redis_client, room_id) and not await redis_client.exists(rate_key)
 
     await eventually(no_keys, timeout=15)
 
