@@ -1,7 +1,6 @@
 """Schemas of the events on the ROOMS stream. Versioned by adding fields, never by changing."""
 
 import json
-from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
@@ -44,7 +43,3 @@ class RoomEvent(BaseModel):
 
 def event_subject(prefix: str, room_id: UUID | str, event_type: str) -> str:
     return f"{prefix}.{room_id}.{event_type}"
-
-
-def occurred(ts: datetime | None = None) -> datetime:
-    return ts or utcnow()

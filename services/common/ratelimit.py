@@ -64,9 +64,6 @@ class RateLimits:
         retry_after = max(1, math.ceil(reset_at - time.time()))
         raise RateLimited(retry_after, f"Too many requests ({limit}); retry in {retry_after} s")
 
-    async def close(self) -> None:
-        return None
-
 
 _ROOM_PATH = re.compile(r"^/api/v1/rooms/([0-9a-fA-F-]{36})(?:/|$)")
 

@@ -63,10 +63,6 @@ async def history_of(session: AsyncSession, room_id: UUID, participant_id: str) 
     return list((await session.execute(query)).scalars())
 
 
-def add(session: AsyncSession, *rows: Room | Membership) -> None:
-    session.add_all(rows)
-
-
 async def close_memberships(
     session: AsyncSession, room_id: UUID, at: datetime, reason: str
 ) -> list[Membership]:

@@ -356,17 +356,6 @@ class RoomsService:
         mine = next((m for m in members if m.participant_id == participant_id), None)
         return room_view(room, len(members)), public_view(mine) if mine else None
 
-    async def cached_member(self, room_id: UUID, participant_id: str) -> PublicParticipant | None:
-        """The caller's membership from Redis (rebuilt from PostgreSQL when missing)."""
-        status, raw = await self.cache.member(room_id, participant_id)
-        if status is None:
-            try:
-                _, member = await self.membership(room_id, participant_id)
-            except RoomNotFound:
-                return None
-            return member
-        return parse_member(raw) if raw else None
-
     async def seen(self, room_id: UUID, participant_id: str) -> None:
         """Records a sign of life of the caller, when it is a member of the room."""
         _, raw = await self.cache.member(room_id, participant_id)
