@@ -1,5 +1,13 @@
-"""Use cases of the rooms context. Each one owns its transaction: it commits in PostgreSQL
-first, then writes Redis through, then wakes the outbox relay, all before the caller answers."""
+"""Use cases of the rooms context. Each one owns its transaction and writes Redis through
+before the caller answers, in the order that fails closed:
+
+- a membership that starts (create, join) is committed first, then added to the Redis hash:
+  if Redis fails, the member cannot chat yet and its retry (idempotent) repairs it;
+- a membership that ends (leave, kick, end, timeout) is removed from the hash while the room
+  row is still locked, before the commit: if Redis fails, nothing is committed and a kicked
+  member can never keep chatting on a stale hash.
+
+Then the outbox relay is woken to publish the committed events."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -238,7 +246,7 @@ class RoomsService:
             if active is None:
                 return
             await self._close(session, room, active, "left")
-        await self.cache.drop_members(room_id, [participant_id], room.status)
+            await self.cache.drop_members(room_id, [participant_id], room.status)
         self.on_events()
 
     async def _close(
@@ -293,7 +301,7 @@ class RoomsService:
             await self._require_host(session, room, participant_id)
             closed = await self._end_locked(session, room, now)
             view = room_view(room, 0)
-        await self.cache.drop_members(room_id, [m.participant_id for m in closed], "ended")
+            await self.cache.drop_members(room_id, [m.participant_id for m in closed], "ended")
         self.on_events()
         return view
 
@@ -334,8 +342,7 @@ class RoomsService:
                     [{"field": "participant_public_id", "message": "the host cannot kick itself"}]
                 )
             await self._close(session, room, target, "kicked")
-            target_secret = target.participant_id
-        await self.cache.drop_members(room_id, [target_secret], room.status)
+            await self.cache.drop_members(room_id, [target.participant_id], room.status)
         self.on_events()
 
     # --- lookups for chat, media-token and the janitor -----------------------------------
@@ -375,7 +382,7 @@ class RoomsService:
             if room.expires_at > now or await repo.active_count(session, room_id) > 0:
                 return False
             await self._end_locked(session, room, now)
-        await self.cache.drop_members(room_id, [], "ended")
+            await self.cache.drop_members(room_id, [], "ended")
         self.on_events()
         return True
 
@@ -395,8 +402,7 @@ class RoomsService:
             if last_seen is not None and last_seen >= idle_since_ms:
                 return False
             await self._close(session, room, member, "timeout")
-            secret = member.participant_id
-        await self.cache.drop_members(room_id, [secret], "active")
+            await self.cache.drop_members(room_id, [member.participant_id], "active")
         self.on_events()
         return True
 
@@ -426,8 +432,7 @@ class RoomsService:
             if sid and member.livekit_sid and member.livekit_sid != sid:
                 return  # a newer LiveKit connection of the same member is alive
             await self._close(session, room, member, "left")
-            secret, status = member.participant_id, room.status
-        await self.cache.drop_members(probe.room_id, [secret], status)
+            await self.cache.drop_members(room.id, [member.participant_id], room.status)
         self.on_events()
 
     async def livekit_room_finished(self, room_name: str) -> None:

@@ -99,3 +99,33 @@ async def test_a_slow_reader_cannot_put_back_a_room_older_than_the_last_change(a
     await room.join("Bob")  # commits, then invalidates
     await service.cache.cache_room(stale_view, generation)  # the slow reader's late write
     assert (await api.get(f"/api/v1/rooms/{room.id}")).json()["participant_count"] == 2
+
+
+async def test_a_kick_that_cannot_reach_redis_changes_nothing_and_its_retry_works(
+    api, room, redis_client, monkeypatch
+):
+    """Ending a membership fails closed: the hash is updated before the commit, so a Redis
+    failure leaves the kicked member neither kicked in PostgreSQL nor chatting on a stale hash
+    with nobody able to kick it again."""
+    import redis.exceptions
+
+    cache = api._transport.app.state.service.cache
+    bob, bob_self = await room.join("Bob")
+    real_drop = cache.drop_members
+
+    async def redis_down(*args, **kwargs):
+        raise redis.exceptions.ConnectionError("Redis went away")
+
+    monkeypatch.setattr(cache, "drop_members", redis_down)
+    kick_url = f"/api/v1/rooms/{room.id}/participants/{bob_self['id']}/kick"
+    failed = await api.post(kick_url, headers=hdr(room.host))
+    assert failed.status_code == 503
+    assert failed.json()["code"] == "unavailable"
+    listed = (await api.get(f"/api/v1/rooms/{room.id}/participants")).json()["participants"]
+    assert bob_self["id"] in [p["id"] for p in listed]  # nothing was committed
+
+    monkeypatch.setattr(cache, "drop_members", real_drop)
+    assert (await api.post(kick_url, headers=hdr(room.host))).status_code == 204
+    assert await redis_client.hget(keys.room_participants(room.id), bob) is None
+    rejoin = await api.post(f"/api/v1/rooms/{room.id}/join", json={"display_name": "B"}, headers=hdr(bob))
+    assert rejoin.status_code == 403 and rejoin.json()["code"] == "banned"
