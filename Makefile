@@ -3,11 +3,19 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# The LiveKit server (the SFU), built from its Go module by `make install` into .bin/.
+# 1.13.5 is the newest release that `go install` can build from the Go module proxy: later
+# ones replace pion modules with forks the proxy does not serve.
+LIVEKIT_VERSION := 1.13.5
+BIN := $(CURDIR)/.bin
 export PYTHONPATH := $(CURDIR)/services:$(CURDIR)/services/media-token:$(CURDIR)/deploy/local
 
-.PHONY: install run test lint fmt bench fuzz clean
+.PHONY: install livekit run test lint fmt bench fuzz clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed livekit
+
+livekit:
+	@deploy/local/install-livekit.sh $(LIVEKIT_VERSION) $(BIN)
 
 $(VENV)/.installed: requirements.lock pyproject.toml $(wildcard web/package-lock.json)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

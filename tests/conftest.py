@@ -1,5 +1,5 @@
 """Test harness: every run gets its own PostgreSQL database, NATS stream and subject prefix,
-against the real servers (the ones listening, or testcontainers' where Docker runs)."""
+and its own LiveKit server, against real servers: the ones listening, or ones it starts."""
 
 import asyncio
 import os
@@ -16,6 +16,7 @@ import pytest
 if TYPE_CHECKING:
     import httpx
 
+    from infra import LocalInfra
     from stack import Stack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,63 +29,24 @@ BASE_DATABASE_URL = os.environ.get(
 BASE_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BASE_NATS_URL = os.environ.get("TEST_NATS_URL", "nats://127.0.0.1:4222")
 
-_containers: list[object] = []
-
-
-def _reachable(url: str, default_port: int) -> bool:
-    import socket
-
-    parts = urlsplit(url.replace("+asyncpg", ""))
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), 1):
-            return True
-    except OSError:
-        return False
-
-
-def _docker_available() -> bool:
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+# PostgreSQL, Redis and NATS: reused where they listen, otherwise started for this session by
+# the same code that `make run` uses (and stopped at its end).
+_infra: "LocalInfra | None" = None
 
 
 def _resolve_servers() -> tuple[str, str, str]:
-    """The configured servers, or throwaway containers where one is unreachable and Docker is
-    available."""
-    db, redis, nats = BASE_DATABASE_URL, BASE_REDIS_URL, BASE_NATS_URL
-    missing = [
-        name
-        for name, url, port in (("postgres", db, 5432), ("redis", redis, 6379), ("nats", nats, 4222))
-        if not _reachable(url, port)
-    ]
-    if not missing:
-        return db, redis, nats
-    if not _docker_available():
-        pytest.exit(f"unreachable and no Docker for testcontainers: {', '.join(missing)}", 2)
-    from testcontainers.core.container import DockerContainer
-    from testcontainers.postgres import PostgresContainer
-    from testcontainers.redis import RedisContainer
+    global _infra
+    from infra import LocalInfra
 
-    if "postgres" in missing:
-        pg = PostgresContainer("postgres:16-alpine", username="postgres", password="postgres")
-        pg.start()
-        _containers.append(pg)
-        db = (
-            f"postgresql+asyncpg://postgres:postgres@{pg.get_container_host_ip()}:"
-            f"{pg.get_exposed_port(5432)}/postgres"
-        )
-    if "redis" in missing:
-        rc = RedisContainer("redis:7-alpine")
-        rc.start()
-        _containers.append(rc)
-        redis = f"redis://{rc.get_container_host_ip()}:{rc.get_exposed_port(6379)}/0"
-    if "nats" in missing:
-        nc = DockerContainer("nats:2-alpine").with_command("-js").with_exposed_ports(4222)
-        nc.start()
-        _containers.append(nc)
-        nats = f"nats://{nc.get_container_host_ip()}:{nc.get_exposed_port(4222)}"
-    return db, redis, nats
+    _infra = LocalInfra(ROOT / ".run" / f"test-{RUN_ID}")
+    try:
+        _infra.postgres(BASE_DATABASE_URL)
+        _infra.redis(BASE_REDIS_URL)
+        _infra.nats(BASE_NATS_URL)
+    except Exception as exc:
+        _infra.stop()
+        pytest.exit(f"could not start the servers the tests need: {exc}", 2)
+    return BASE_DATABASE_URL, BASE_REDIS_URL, BASE_NATS_URL
 
 
 _db_base, _redis_url, _nats_url = _resolve_servers()
@@ -159,8 +121,8 @@ def test_database() -> Iterator[str]:
     yield DATABASE_URL
     asyncio.run(_drop_stream())
     drop_database(f"veche_test_{RUN_ID}")
-    for container in _containers:
-        container.stop()  # type: ignore[attr-defined]
+    if _infra is not None:
+        _infra.stop()
 
 
 @pytest.fixture(scope="session")

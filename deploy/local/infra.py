@@ -1,8 +1,10 @@
-"""PostgreSQL, Redis and NATS for a local run: reuse what listens, start what does not."""
+"""PostgreSQL, Redis, NATS and LiveKit for a local run and for the tests: reuse what listens,
+start what does not. `make run` and `make test` both come through here."""
 
 import asyncio
 import glob
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -42,14 +44,27 @@ class LocalInfra:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self.children: list[subprocess.Popen[bytes]] = []
+        self.named: dict[str, subprocess.Popen[bytes]] = {}
         self.pg_data: Path | None = None
 
     def _spawn(self, name: str, cmd: list[str]) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.run_dir / f"{name}.log", "ab")  # noqa: SIM115
-        self.children.append(
-            subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        )
+        child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.children.append(child)
+        self.named[name] = child
+
+    def stop_child(self, name: str, timeout: float = 10) -> None:
+        """Stops one server this object started (SIGTERM, then SIGKILL)."""
+        child = self.named.pop(name, None)
+        if child is None or child.poll() is not None:
+            return
+        child.terminate()
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
     def nats(self, url: str) -> None:
         host, port = _host_port(url, 4222)
@@ -101,6 +116,38 @@ class LocalInfra:
                                  "-p", str(port), "-k", "/tmp"])
         _wait_port(host, port, "postgres")
 
+    def livekit(
+        self,
+        url: str,
+        *,
+        api_key: str,
+        api_secret: str,
+        webhook_url: str | None,
+        tcp_port: int = 7881,
+        udp_ports: tuple[int, int] = (50100, 50199),
+        name: str = "livekit",
+    ) -> bool:
+        """Starts the LiveKit server of `make install` at `url` unless something listens there;
+        True when it started one. Only for this host: it listens on 127.0.0.1 alone, offers
+        media on 127.0.0.1 alone, knows only the given key pair, creates no room on a join
+        (media-token creates them) and sends its webhooks to `webhook_url`."""
+        host, port = _host_port(url.replace("ws://", "http://").replace("wss://", "https://"), 7880)
+        if port_open(host, port):
+            return False
+        config = livekit_config(
+            port=port, api_key=api_key, api_secret=api_secret, webhook_url=webhook_url,
+            tcp_port=tcp_port, udp_ports=udp_ports,
+        )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / f"{name}.yaml"
+        path.write_text(config)
+        path.chmod(0o600)  # it holds the API secret
+        print(f"starting livekit-server on {host}:{port} (media on udp {udp_ports[0]}-{udp_ports[1]})",
+              flush=True)
+        self._spawn(name, [livekit_binary(), "--config", str(path)])
+        _wait_port(host, port, "livekit-server")
+        return True
+
     def stop(self) -> None:
         for child in reversed(self.children):
             if child.poll() is None:
@@ -109,6 +156,57 @@ class LocalInfra:
                     child.wait(10)
                 except subprocess.TimeoutExpired:
                     child.kill()
+
+
+def is_local_livekit(url: str) -> bool:
+    """Whether LIVEKIT_URL names this host, where a local run may start LiveKit itself (an
+    empty URL turns video off; any other host is someone else's server)."""
+    host = urlsplit(url.strip()).hostname
+    return host in {"127.0.0.1", "localhost", "::1"}
+
+
+def livekit_binary() -> str:
+    local = ROOT / ".bin" / "livekit-server"
+    if local.exists():
+        return str(local)
+    found = shutil.which("livekit-server")
+    if not found:
+        raise RuntimeError("livekit-server not found; run `make install` (it builds it with Go)")
+    return found
+
+
+def livekit_config(
+    *,
+    port: int,
+    api_key: str,
+    api_secret: str,
+    webhook_url: str | None,
+    tcp_port: int,
+    udp_ports: tuple[int, int],
+) -> str:
+    """The LiveKit config of a local run (JSON, which LiveKit reads as the YAML it is)."""
+    config: dict[str, object] = {
+        "port": port,
+        "bind_addresses": ["127.0.0.1"],
+        "rtc": {
+            "tcp_port": tcp_port,
+            # Each connected participant holds about two of these.
+            "port_range_start": udp_ports[0],
+            "port_range_end": udp_ports[1],
+            "use_external_ip": False,
+            "node_ip": "127.0.0.1",
+            # Candidates on loopback only: nothing of a local run is reachable from outside.
+            "enable_loopback_candidate": True,
+            "ips": {"includes": ["127.0.0.1/32"]},
+        },
+        "keys": {api_key: api_secret},
+        # Only the platform creates LiveKit rooms; a token for any other room is refused.
+        "room": {"auto_create": False},
+        "logging": {"level": "info", "json": True},
+    }
+    if webhook_url:
+        config["webhook"] = {"api_key": api_key, "urls": [webhook_url]}
+    return json.dumps(config, indent=2) + "\n"
 
 
 async def _create_database(url: str) -> None:

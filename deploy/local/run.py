@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common.settings import CommonSettings  # noqa: E402
-from infra import LocalInfra, ensure_database, migrate  # noqa: E402
+from infra import LocalInfra, ensure_database, is_local_livekit, migrate  # noqa: E402
 from stack import ROOT, Stack, healthy, port_open  # noqa: E402
 
 
@@ -34,6 +34,13 @@ def main() -> int:
         infra.postgres(settings.database_url)
         infra.redis(settings.redis_url)
         infra.nats(settings.nats_url)
+        if is_local_livekit(settings.livekit_url):
+            infra.livekit(
+                settings.livekit_url,
+                api_key=settings.livekit_api_key,
+                api_secret=settings.livekit_api_secret,
+                webhook_url=f"{url}/api/v1/livekit/webhook",
+            )
         ensure_database(settings.database_url)
         migrate(settings.database_url)
         stack.start()

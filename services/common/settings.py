@@ -1,5 +1,7 @@
 """Typed settings read once from the environment; defaults serve a local run."""
 
+from urllib.parse import urlsplit, urlunsplit
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -34,8 +36,27 @@ class CommonSettings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8080"])
 
     livekit_url: str = "ws://127.0.0.1:7880"
+    # The pair of the LiveKit server that `make run` and `make test` start on this host. Never
+    # deploy it: compose and the k8s manifests require a pair of their own.
     livekit_api_key: str = "devkey"
-    livekit_api_secret: str = "secret"
+    livekit_api_secret: str = "veche-local-development-secret-not-for-deployment"
+    # Where the services reach LiveKit's HTTP (Twirp) API when that is not the browser's
+    # LIVEKIT_URL turned into http(s), e.g. `http://livekit:7880` inside a compose network.
+    livekit_api_url: str | None = None
+    livekit_api_timeout_seconds: float = 3.0
 
     chat_ttl_seconds: int = 21600
     participants_ttl_seconds: int = 21600
+
+    @property
+    def livekit_enabled(self) -> bool:
+        return bool(self.livekit_url.strip())
+
+    @property
+    def livekit_http_url(self) -> str:
+        """LiveKit's server API: LIVEKIT_API_URL, or LIVEKIT_URL with ws→http, wss→https."""
+        if self.livekit_api_url:
+            return self.livekit_api_url.rstrip("/")
+        parts = urlsplit(self.livekit_url.strip())
+        scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+        return urlunsplit(parts._replace(scheme=scheme)).rstrip("/")

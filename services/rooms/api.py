@@ -1,7 +1,7 @@
 """HTTP routes of the rooms context: parse, call the service, shape the answer."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -165,21 +165,38 @@ async def livekit_webhook(request: Request, service: Service) -> dict[str, str]:
         event = request.app.state.webhook_receiver.receive(body, auth)
     except Exception:  # noqa: BLE001 - any verification failure is a bad signature
         raise InvalidSignature("The webhook signature does not verify") from None
-    kind = event.event
     participant = event.participant if event.HasField("participant") else None
-    public_id: UUID | None = None
-    if participant is not None:
-        try:
-            public_id = UUID(participant.identity)
-        except ValueError:
-            public_id = None
-    if kind == "participant_joined" and public_id is not None:
-        await service.livekit_joined(public_id, participant.sid)  # type: ignore[union-attr]
-    elif kind == "participant_left" and public_id is not None:
-        await service.livekit_left(public_id, participant.sid or None)  # type: ignore[union-attr]
-    elif kind == "room_finished" and event.HasField("room"):
-        await service.livekit_room_finished(event.room.name)
+    room_name = event.room.name if event.HasField("room") else ""
+    if event.event == "room_finished" and room_name:
+        await service.livekit_room_finished(room_name)
+    elif participant is not None and room_name:
+        await _participant_event(request, service, event.event, room_name, participant)
     return {"status": "ok"}
+
+
+# Reasons for which a closed LiveKit connection means the person left the call; any other
+# (LiveKit shutting down, a lost network, a removal the platform made) is a lost connection.
+_LEFT_THE_CALL = {
+    livekit_api.DisconnectReason.UNKNOWN_REASON,
+    livekit_api.DisconnectReason.CLIENT_INITIATED,
+}
+
+
+async def _participant_event(
+    request: Request, service: RoomsService, kind: str, room_name: str, participant: Any
+) -> None:
+    try:
+        public_id = UUID(participant.identity)
+    except ValueError:
+        public_id = None
+    if kind == "participant_joined":
+        if public_id is None or not await service.livekit_joined(public_id, room_name, participant.sid):
+            await request.app.state.intruders.remove(room_name, participant.identity)
+    elif kind == "participant_left" and public_id is not None:
+        await service.livekit_left(
+            public_id, room_name, participant.sid,
+            left_the_call=participant.disconnect_reason in _LEFT_THE_CALL,
+        )
 
 
 @internal.get("/rooms/{room_id}/membership", response_model=MembershipCheck)

@@ -8,11 +8,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from common.clients import Nats, create_engine, create_redis, ensure_stream
+from common.livekit import LiveKitRooms
 from common.logs import setup_logging
 from common.web import create_app as create_service_app
 from rooms.api import internal, router, webhook_receiver
 from rooms.cache import RoomCache
 from rooms.events import OutboxRelay
+from rooms.intruders import IntruderRemoval
 from rooms.service import RoomsService
 from rooms.settings import RoomsSettings
 
@@ -42,9 +44,13 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
         app.state.webhook_receiver = webhook_receiver(
             settings.livekit_api_key, settings.livekit_api_secret
         )
+        app.state.intruders = IntruderRemoval(
+            LiveKitRooms(settings) if settings.livekit_enabled else None
+        )
         try:
             yield
         finally:
+            await app.state.intruders.close()
             await relay.stop()
             await nats.close()
             await redis.aclose()

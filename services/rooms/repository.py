@@ -74,10 +74,20 @@ async def close_memberships(
     return members
 
 
-async def set_livekit_sid(session: AsyncSession, public_id: UUID, sid: str) -> Membership | None:
+async def set_livekit_sid(
+    session: AsyncSession, public_id: UUID, livekit_room: str, sid: str
+) -> Membership | None:
+    """Records the LiveKit connection of an active membership of an active room whose LiveKit
+    room is `livekit_room`; None (nothing changed) for anyone else."""
     query = (
         update(Membership)
-        .where(Membership.id == public_id, Membership.left_at.is_(None))
+        .where(
+            Membership.id == public_id,
+            Membership.left_at.is_(None),
+            Membership.room_id == Room.id,
+            Room.livekit_room_name == livekit_room,
+            Room.status == "active",
+        )
         .values(livekit_sid=sid)
         .returning(Membership)
     )

@@ -414,26 +414,49 @@ class RoomsService:
 
     # --- LiveKit webhooks ----------------------------------------------------------------
 
-    async def livekit_joined(self, public_id: UUID, sid: str) -> None:
+    async def livekit_joined(self, public_id: UUID, livekit_room: str, sid: str) -> bool:
+        """Records the LiveKit connection of a member; False when the identity is no active
+        member of the room whose LiveKit room this is (left, kicked, ended room, another
+        room): the caller then removes it from LiveKit."""
         async with self.sessions() as session, session.begin():
-            member = await repo.set_livekit_sid(session, public_id, sid)
-        if member is not None:
-            await self.cache.put_member(member.room_id, member.participant_id, public_view(member))
+            member = await repo.set_livekit_sid(session, public_id, livekit_room, sid)
+        if member is None:
+            return False
+        await self.cache.put_member(member.room_id, member.participant_id, public_view(member))
+        await presence.touch(self.cache.redis, member.room_id, member.id)
+        return True
 
-    async def livekit_left(self, public_id: UUID, sid: str | None) -> None:
+    async def livekit_left(
+        self, public_id: UUID, livekit_room: str, sid: str, *, left_the_call: bool
+    ) -> None:
+        """A LiveKit connection closed. Applied only to the connection recorded for that
+        membership in that LiveKit room (an older connection of the same member closing, a
+        member who never connected, or another room's event changes nothing). A member who
+        left the call leaves the room; a connection the platform lost (LiveKit shutting down,
+        network timeout) only clears livekit_sid, so presence decides, as for anyone else."""
+        if not sid:
+            return
         async with self.sessions() as session, session.begin():
             probe = await session.get(Membership, public_id)
-            if probe is None or probe.left_at is not None:
+            if probe is None or probe.left_at is not None or probe.livekit_sid != sid:
                 return
             room = await repo.get_room(session, probe.room_id, lock=True)
             member = await session.get(Membership, public_id, with_for_update=True, populate_existing=True)
             if room is None or member is None or member.left_at is not None:
                 return
-            if sid and member.livekit_sid and member.livekit_sid != sid:
-                return  # a newer LiveKit connection of the same member is alive
-            await self._close(session, room, member, "left")
-            await self.cache.drop_members(room.id, [member.participant_id], room.status)
-        self.on_events()
+            if room.livekit_room_name != livekit_room or member.livekit_sid != sid:
+                return
+            if not left_the_call:
+                member.livekit_sid = None
+                await presence.touch(self.cache.redis, room.id, member.id)
+                view = public_view(member)
+            else:
+                await self._close(session, room, member, "left")
+                await self.cache.drop_members(room.id, [member.participant_id], room.status)
+        if left_the_call:
+            self.on_events()
+        else:
+            await self.cache.put_member(room.id, member.participant_id, view)
 
     async def livekit_room_finished(self, room_name: str) -> None:
         async with self.sessions() as session, session.begin():

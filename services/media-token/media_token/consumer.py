@@ -14,9 +14,9 @@ import httpx
 from common.clients import Nats
 from common.consumer import DurableConsumer
 from common.events import RoomEvent
+from common.livekit import LiveKitRooms
 from common.livekit_names import livekit_room_name
 from common.timefmt import utcnow
-from media_token.livekit import LiveKitRooms
 from media_token.schemas import RoomSnapshot
 from media_token.settings import MediaSettings
 
@@ -73,7 +73,12 @@ class LiveKitSync:
         room = await self.rooms.get(room_id)
         if room is None or room.status == "ended":
             return  # gone before LiveKit could be told: nothing to create
-        await self.livekit.create_room(room.livekit_room_name, room.max_participants)
+        await self.livekit.create_room(
+            room.livekit_room_name,
+            room.max_participants,
+            self.settings.livekit_empty_timeout_seconds,
+            self.settings.livekit_departure_timeout_seconds,
+        )
         log.info("livekit room created for room %s", room_id)
 
     async def room_ended(self, room_id: UUID) -> None:

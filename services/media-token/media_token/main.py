@@ -8,12 +8,12 @@ from fastapi import FastAPI
 
 from common.clients import Nats, create_redis, ensure_stream
 from common.consumer import DurableConsumer
+from common.livekit import LiveKitRooms
 from common.logs import setup_logging
 from common.membership import MembershipResolver
 from common.web import create_app as create_service_app
 from media_token.api import router
 from media_token.consumer import RoomDirectory, livekit_sync_consumer
-from media_token.livekit import LiveKitRooms
 from media_token.service import MediaService
 from media_token.settings import MediaSettings
 
@@ -47,7 +47,7 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
         else:
             log.warning("LIVEKIT_URL is empty: video is off, LiveKit rooms are not managed")
         app.state.redis, app.state.nats, app.state.consumer = redis, nats, consumer
-        app.state.service = MediaService(settings, redis, membership, livekit)
+        app.state.service = MediaService(settings, redis, membership, livekit, rooms)
         try:
             yield
         finally:

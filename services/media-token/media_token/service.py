@@ -14,11 +14,12 @@ from livekit import api as lk
 from prometheus_client import Counter
 
 from common import presence
-from common.errors import NotHost, ParticipantNotFound, Unavailable
+from common.errors import NotHost, ParticipantNotFound, RoomEnded, Unavailable
 from common.events import PublicParticipant
+from common.livekit import LiveKitRooms, LiveKitUnavailable
 from common.livekit_names import livekit_room_name
 from common.membership import MembershipResolver
-from media_token.livekit import LiveKitRooms, LiveKitUnavailable
+from media_token.consumer import RoomDirectory, RoomsUnavailable
 from media_token.schemas import MediaToken, TrackKind
 from media_token.settings import MediaSettings
 
@@ -65,11 +66,13 @@ class MediaService:
         redis: aioredis.Redis,
         membership: MembershipResolver,
         livekit: LiveKitRooms | None,
+        rooms: RoomDirectory | None = None,
     ) -> None:
         self.settings = settings
         self.redis = redis
         self.membership = membership
         self.livekit = livekit
+        self.rooms = rooms
 
     async def _active_member(self, room_id: UUID, participant_id: UUID | None) -> PublicParticipant:
         member = (await self.membership.resolve(room_id, participant_id)).require_active()
@@ -83,9 +86,38 @@ class MediaService:
 
     async def token(self, room_id: UUID, participant_id: UUID | None) -> MediaToken:
         member = await self._active_member(room_id, participant_id)
-        self._require_livekit()
+        livekit = self._require_livekit()
+        room_name = livekit_room_name(room_id)
+        await self._ensure_livekit_room(livekit, room_id, room_name)
         TOKENS.labels(member.role).inc()
-        return mint_token(self.settings, member, livekit_room_name(room_id))
+        return mint_token(self.settings, member, room_name)
+
+    async def _ensure_livekit_room(self, livekit: LiveKitRooms, room_id: UUID, name: str) -> None:
+        """LiveKit creates no room on a join (auto_create is off), so a token is only worth
+        something while the platform's LiveKit room exists. It is made on room.created, but
+        LiveKit closes an empty room after its timeout and forgets every room when it
+        restarts: the token request makes sure it is there (CreateRoom keeps an existing
+        one). A room that ends in between is closed again by room.ended, and anyone who
+        joins it meanwhile is removed on LiveKit's participant_joined webhook."""
+        max_participants = 0
+        if self.rooms is not None:
+            try:
+                room = await self.rooms.get(room_id)
+            except RoomsUnavailable as exc:
+                raise Unavailable("The rooms service cannot be reached") from exc
+            if room is not None and room.status == "ended":
+                raise RoomEnded(f"Room {room_id} has ended")
+            max_participants = room.max_participants if room is not None else 0
+        try:
+            await livekit.create_room(
+                name,
+                max_participants,
+                self.settings.livekit_empty_timeout_seconds,
+                self.settings.livekit_departure_timeout_seconds,
+            )
+        except LiveKitUnavailable as exc:
+            log.warning("token refused, the LiveKit room cannot be made: %s", exc)
+            raise Unavailable("LiveKit cannot be reached") from exc
 
     async def mute(
         self, room_id: UUID, participant_id: UUID | None, target_id: UUID, kind: TrackKind

@@ -1,4 +1,6 @@
-"""LiveKit's RoomService, as media-token uses it: Twirp over HTTP through `livekit-api`.
+"""LiveKit's RoomService, as the platform uses it: Twirp over HTTP through `livekit-api`.
+media-token creates, closes and moderates LiveKit rooms with it; rooms removes a LiveKit
+participant that is no member (reported by a webhook).
 
 Every call either succeeds, reports "LiveKit does not know that" (a result, not an error), or
 raises LiveKitUnavailable. The API key and secret sign each call; nothing here mints tokens."""
@@ -10,7 +12,7 @@ from typing import TypeVar
 import aiohttp
 from livekit import api as lk
 
-from media_token.settings import MediaSettings
+from common.settings import CommonSettings
 
 
 class LiveKitUnavailable(Exception):
@@ -34,9 +36,8 @@ def _is_not_found(exc: lk.ServerError) -> bool:
 
 
 class LiveKitRooms:
-    def __init__(self, settings: MediaSettings) -> None:
-        self.settings = settings
-        # Failover is for LiveKit Cloud regions; retries are the event consumer's business.
+    def __init__(self, settings: CommonSettings) -> None:
+        # Failover is for LiveKit Cloud regions; retries are the callers' business.
         self.api = lk.LiveKitAPI(
             settings.livekit_http_url,
             settings.livekit_api_key,
@@ -59,13 +60,15 @@ class LiveKitRooms:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise LiveKitUnavailable(f"{what}: {type(exc).__name__}") from exc
 
-    async def create_room(self, name: str, max_participants: int) -> None:
+    async def create_room(
+        self, name: str, max_participants: int, empty_timeout: int, departure_timeout: int
+    ) -> None:
         """Creates the LiveKit room, or keeps the one that exists (CreateRoom is idempotent)."""
         request = lk.CreateRoomRequest(
             name=name,
             max_participants=max_participants,
-            empty_timeout=self.settings.livekit_empty_timeout_seconds,
-            departure_timeout=self.settings.livekit_departure_timeout_seconds,
+            empty_timeout=empty_timeout,
+            departure_timeout=departure_timeout,
         )
         await self._call("CreateRoom", self.api.room.create_room(request))
 
