@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import httpx
 
     from infra import LocalInfra
+    from livekit_server import LiveKitServer
     from stack import Stack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +51,13 @@ def _resolve_servers() -> tuple[str, str, str]:
 
 
 _db_base, _redis_url, _nats_url = _resolve_servers()
+
+# The run's LiveKit server and gateway ports are chosen now, so every process of the run
+# (in-process apps, test rooms processes, the e2e stack) points at this run's LiveKit.
+from stack import free_port  # noqa: E402
+
+LIVEKIT_PORT = free_port()
+GATEWAY_PORT = free_port()
 _db_parts = urlsplit(_db_base)
 DATABASE_URL = _db_parts._replace(path=f"/veche_test_{RUN_ID}").geturl()
 ADMIN_DATABASE_URL = _db_parts._replace(path="/postgres").geturl()
@@ -65,6 +73,7 @@ os.environ.update(
         "NATS_STREAM": NATS_STREAM,
         "NATS_SUBJECT_PREFIX": NATS_SUBJECT_PREFIX,
         "LOG_LEVEL": os.environ.get("TEST_LOG_LEVEL", "WARNING"),
+        "LIVEKIT_URL": f"ws://127.0.0.1:{LIVEKIT_PORT}",
         "ROOM_EMPTY_TTL_SECONDS": "300",
         # Every test request comes from one address; the limit tests set their own values.
         "RATE_LIMIT_CREATE_ROOM": "100000/minute",
@@ -126,7 +135,24 @@ def test_database() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator["Stack"]:
+def livekit_server() -> Iterator["LiveKitServer"]:
+    """This run's real LiveKit server; its webhooks go to the e2e stack's gateway."""
+    import tempfile
+
+    from livekit_server import LiveKitServer
+
+    server = LiveKitServer(
+        run_dir=Path(tempfile.mkdtemp(prefix="veche-livekit-")),
+        port=LIVEKIT_PORT,
+        webhook_url=f"http://127.0.0.1:{GATEWAY_PORT}/api/v1/livekit/webhook",
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(livekit_server: "LiveKitServer") -> Iterator["Stack"]:
     """The real processes behind the real Traefik, on free ports, for the whole session."""
     import tempfile
 
@@ -135,13 +161,12 @@ def stack() -> Iterator["Stack"]:
     run_dir = Path(tempfile.mkdtemp(prefix="veche-e2e-"))
     ports = {name: free_port() for name in ("rooms", "chat", "media-token", "janitor", "web")}
     env = {
-        # A LiveKit server that does not exist: media calls must never break the stack.
-        "LIVEKIT_URL": os.environ.get("E2E_LIVEKIT_URL", f"ws://127.0.0.1:{free_port()}"),
+        "LIVEKIT_URL": livekit_server.url,
         "GATEWAY_RATE_AVERAGE": "1000",
         "GATEWAY_RATE_BURST": "2000",
         "LOG_LEVEL": "INFO",
     }
-    running = Stack(run_dir=run_dir, env=env, gateway_port=free_port(), ports=ports,
+    running = Stack(run_dir=run_dir, env=env, gateway_port=GATEWAY_PORT, ports=ports,
                     extra_chat_ports=[free_port()])
     try:
         running.start(timeout=90)
