@@ -8,6 +8,10 @@ import { t } from './i18n.js';
 const LIVEKIT_MODULE = '/vendor/livekit-client.esm.mjs';
 const CONNECT_TIMEOUT_MS = 8000;
 const OWN_CHANGE_GRACE_MS = 1500;
+// After a connection the platform did not end (LiveKit restarted, the network dropped), the
+// stage connects again with a fresh token, waiting this long, doubling up to the cap.
+const RECONNECT_BASE_MS = 1000;
+const RECONNECT_MAX_MS = 15000;
 const VIDEO_CONSTRAINTS = { width: { ideal: 1280 }, height: { ideal: 720 }, facingMode: 'user' };
 const AUDIO_CONSTRAINTS = { echoCancellation: true, noiseSuppression: true };
 
@@ -205,6 +209,8 @@ export class MediaStage {
     this.ownChangeUntil = 0;
     this.tiles = new Map();
     this.audioElements = new Map();
+    this.reconnectAttempts = 0;
+    this.reconnectTimer = 0;
 
     this.notice = h('div', { class: 'stage-notice', hidden: true });
     this.grid = h('div', { class: 'tiles', testid: 'video-grid' });
@@ -230,9 +236,14 @@ export class MediaStage {
     this.updateControls();
   }
 
-  /** Connects; on any failure shows "Video is unavailable" with a retry and returns normally. */
-  async start() {
-    this.showNotice('connecting');
+  /**
+   * Connects; on any failure shows "Video is unavailable" with a retry and returns normally.
+   * When `reconnecting`, a failure that may pass (LiveKit or the network still away) tries
+   * again by itself instead.
+   */
+  async start({ reconnecting = false } = {}) {
+    clearTimeout(this.reconnectTimer);
+    this.showNotice(reconnecting ? 'reconnecting' : 'connecting');
     this.updateControls();
     try {
       const grant = await api.mediaToken(this.roomId);
@@ -256,11 +267,18 @@ export class MediaStage {
         room.disconnect().catch(() => {});
         return;
       }
+      this.reconnectAttempts = 0;
       this.hideNotice();
       this.syncAll();
       await this.publishInitial();
     } catch (error) {
       if (this.stopped) return;
+      // 403/404/409: not a member any more, or the room ended; the room page says so.
+      const final = error instanceof ApiError && error.status >= 400 && error.status < 500;
+      if (reconnecting && !final) {
+        this.scheduleReconnect();
+        return;
+      }
       const detail = error instanceof ApiError ? error.describe() : '';
       this.showNotice('unavailable', detail);
       this.clearTiles();
@@ -320,12 +338,13 @@ export class MediaStage {
         this.hideNotice();
         this.syncAll();
       })
-      .on(RoomEvent.Disconnected, () => {
+      .on(RoomEvent.Disconnected, (reason) => {
         if (this.stopped || this.room !== room) return;
         this.room = null;
         this.clearTiles();
-        this.showNotice('disconnected');
         this.updateControls();
+        if (this.endedByPlatform(reason)) this.showNotice('disconnected');
+        else this.scheduleReconnect();
       });
   }
 
@@ -349,7 +368,9 @@ export class MediaStage {
       false, isLocal ? this.selfName : name);
     this.showVideo(cameraTile, camera && !camera.isMuted ? camera.track : null);
     const mic = participant.getTrackPublication(Track.Source.Microphone);
-    cameraTile.classList.toggle('tile-mic-off', !mic || mic.isMuted);
+    const micOff = !mic || mic.isMuted;
+    cameraTile.classList.toggle('tile-mic-off', micOff);
+    cameraTile.dataset.mic = micOff ? 'off' : 'on';
 
     const screen = participant.getTrackPublication(Track.Source.ScreenShare);
     const screenKey = `${participant.identity}:screen`;
@@ -520,6 +541,26 @@ export class MediaStage {
     this.start();
   }
 
+  /** Whether LiveKit closed the connection on purpose: left, removed, room deleted, opened
+   * elsewhere. Anything else (a restart, a lost network) is worth connecting again. */
+  endedByPlatform(reason) {
+    const R = this.lk?.DisconnectReason || {};
+    return [R.CLIENT_INITIATED, R.DUPLICATE_IDENTITY, R.PARTICIPANT_REMOVED, R.ROOM_DELETED]
+      .filter((value) => value !== undefined)
+      .includes(reason);
+  }
+
+  scheduleReconnect() {
+    if (this.stopped) return;
+    this.showNotice('reconnecting');
+    const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** this.reconnectAttempts);
+    this.reconnectAttempts += 1;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => {
+      if (!this.stopped && !this.room) this.start({ reconnecting: true });
+    }, delay);
+  }
+
   // --- controls ----------------------------------------------------------------------------
 
   updateControls() {
@@ -569,6 +610,7 @@ export class MediaStage {
   /** Leaves LiveKit and releases camera and microphone. Safe to call more than once. */
   stop() {
     this.stopped = true;
+    clearTimeout(this.reconnectTimer);
     const room = this.room;
     this.room = null;
     this.clearTiles();
