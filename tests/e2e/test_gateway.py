@@ -2,6 +2,7 @@
 
 import pytest
 
+from common.settings import CommonSettings
 from helpers import hdr, new_pid
 
 pytestmark = pytest.mark.e2e
@@ -73,7 +74,7 @@ async def test_media_token_through_the_gateway_names_the_public_id_never_the_sec
     assert body["identity"] == public_id
     assert body["room"] == created["room"]["livekit_room_name"]
     assert body["url"] == stack.env["LIVEKIT_URL"]
-    claims = TokenVerifier("devkey", "secret").verify(body["token"])
+    claims = TokenVerifier(CommonSettings().livekit_api_key, CommonSettings().livekit_api_secret).verify(body["token"])
     assert claims.identity == public_id
     assert claims.video.room == body["room"] and claims.video.room_join and claims.video.room_admin
     assert host not in response.text

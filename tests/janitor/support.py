@@ -12,6 +12,7 @@ import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from common.settings import CommonSettings
 from helpers import hdr, new_pid
 from stack import ROOT, Process, Stack, free_port, healthy
 
@@ -22,6 +23,8 @@ PRESENCE_TIMEOUT_SECONDS = 3
 SWEEP_INTERVAL_SECONDS = 0.3
 CLEANUP_GRACE_SECONDS = 1.0
 ACK_WAIT_SECONDS = 3.0
+
+_KEYS = CommonSettings()
 
 
 def janitor_env(durable: str, **extra: str) -> dict[str, str]:
@@ -155,5 +158,5 @@ def livekit_joined_webhook(room_id: str, public_id: str, sid: str) -> tuple[str,
         participant=models.ParticipantInfo(identity=public_id, sid=sid),
     ))
     digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
-    token = livekit_api.AccessToken("devkey", "secret").with_sha256(digest).to_jwt()
+    token = livekit_api.AccessToken(_KEYS.livekit_api_key, _KEYS.livekit_api_secret).with_sha256(digest).to_jwt()
     return body, {"Authorization": token, "Content-Type": "application/webhook+json"}

@@ -55,6 +55,14 @@ async def room(api: httpx.AsyncClient) -> RoomFixture:
     return await RoomFixture(api, {"title": "Weekly sync", "max_participants": 5}).create()
 
 
+@pytest.fixture
+async def make_room(api: httpx.AsyncClient):  # type: ignore[no-untyped-def]
+    async def make() -> RoomFixture:
+        return await RoomFixture(api, {"title": "Another", "max_participants": 5}).create()
+
+    return make
+
+
 @pytest.fixture(scope="session")
 async def db():
     """A plain asyncpg connection to this run's database, for checks the API cannot show."""

@@ -252,7 +252,9 @@ export class MediaStage {
       this.lk = this.lk || (await import(LIVEKIT_MODULE));
       if (this.stopped) return;
       this.lk.setLogLevel?.('warn');
-      const room = new this.lk.Room({ adaptiveStream: true, dynacast: true });
+      // A reload or a closed tab must not read as "left the meeting" (LiveKit would report a
+      // deliberate leave): the connection just drops, and presence decides. Leave says so.
+      const room = new this.lk.Room({ adaptiveStream: true, dynacast: true, disconnectOnPageLeave: false });
       this.room = room;
       this.listen(room);
       try {
