@@ -15,9 +15,9 @@ import pytest
 
 if TYPE_CHECKING:
     import httpx
+    from livekit_server import LiveKitServer
 
     from infra import LocalInfra
-    from livekit_server import LiveKitServer
     from stack import Stack
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,6 +3,8 @@
 from livekit import api as lk
 from livekit.api.access_token import Claims
 
+from common.settings import CommonSettings
+
 
 def assert_problem(response, status: int, code: str) -> None:  # type: ignore[no-untyped-def]
     """A problem+json answer with that status and code, and no secret in it."""
@@ -15,5 +17,6 @@ def assert_problem(response, status: int, code: str) -> None:  # type: ignore[no
 
 
 def verified(token: str) -> Claims:
-    """The claims of a token that LiveKit would accept with the local dev keys."""
-    return lk.TokenVerifier("devkey", "secret").verify(token)
+    """The claims of a token that LiveKit would accept with the configured keys."""
+    settings = CommonSettings()
+    return lk.TokenVerifier(settings.livekit_api_key, settings.livekit_api_secret).verify(token)

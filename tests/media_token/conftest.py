@@ -1,7 +1,9 @@
-"""media-token against real PostgreSQL, Redis and NATS: a real rooms process makes, ends and
-kicks rooms (its events go through its outbox to this run's stream), media-token runs
-in-process with its LIVEKIT_URL on the RecordingLiveKitDouble, the only test double."""
+"""media-token against real PostgreSQL, Redis, NATS and LiveKit: a real rooms process makes,
+ends and kicks rooms (its events go through its outbox to this run's stream), media-token runs
+in-process against the run's LiveKit server. Outages of LiveKit are played with the
+RecordingLiveKitDouble (`media_on_double`), the only test double."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from livekit_server import LiveKitServer
 
 from helpers import app_client
 from media_token.main import create_app
@@ -23,7 +26,7 @@ from tests.media_token.meetings import Meeting
 
 
 @pytest.fixture(scope="session")
-async def livekit() -> AsyncIterator[RecordingLiveKitDouble]:
+async def livekit_double() -> AsyncIterator[RecordingLiveKitDouble]:
     double = RecordingLiveKitDouble()
     await double.start()
     yield double
@@ -60,18 +63,33 @@ def rooms_url() -> Iterator[str]:
             process.wait()
 
 
-@pytest.fixture(scope="session")
-async def media_app(livekit: RecordingLiveKitDouble, rooms_url: str) -> AsyncIterator[httpx.AsyncClient]:
+@contextlib.asynccontextmanager
+async def _media_app(livekit_url: str, rooms_url: str, durable: str) -> AsyncIterator[httpx.AsyncClient]:
     settings = MediaSettings(
-        livekit_url=livekit.url,
+        livekit_url=livekit_url,
         rooms_internal_url=rooms_url,
         # Its own durable: the e2e stack's media-token consumes this run's stream too.
-        livekit_sync_durable=f"media-token-tests-{os.environ['NATS_STREAM']}",
+        livekit_sync_durable=f"{durable}-{os.environ['NATS_STREAM']}",
     )
     app = create_app(settings)
     async with app_client(app) as client:
         client.app = app  # type: ignore[attr-defined]
         client.settings = settings  # type: ignore[attr-defined]
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def media_app(livekit_server: LiveKitServer, rooms_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with _media_app(livekit_server.url, rooms_url, "media-token-tests") as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def media_on_double(
+    livekit_double: RecordingLiveKitDouble, rooms_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """media-token whose LiveKit is the double, which a test can switch off."""
+    async with _media_app(livekit_double.url, rooms_url, "media-token-double") as client:
         yield client
 
 

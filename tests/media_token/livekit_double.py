@@ -15,6 +15,7 @@ from aiohttp import web
 from google.protobuf.message import Message
 from livekit import api as lk
 
+from common.settings import CommonSettings
 from stack import free_port
 
 PREFIX = "/twirp/livekit.RoomService/"
@@ -60,8 +61,11 @@ class TwirpProblem(Exception):
 
 
 class RecordingLiveKitDouble:
-    def __init__(self, api_key: str = "devkey", api_secret: str = "secret") -> None:
-        self.verifier = lk.TokenVerifier(api_key, api_secret)
+    def __init__(self, api_key: str | None = None, api_secret: str | None = None) -> None:
+        settings = CommonSettings()
+        self.verifier = lk.TokenVerifier(
+            api_key or settings.livekit_api_key, api_secret or settings.livekit_api_secret
+        )
         self.port = free_port()
         self.calls: list[RecordedCall] = []
         self.rooms: dict[str, DoubleRoom] = {}

@@ -25,12 +25,12 @@ def token_path(room_id: str) -> str:
     return f"/api/v1/rooms/{room_id}/media/token"
 
 
-async def test_host_token_grants_join_publish_subscribe_data_and_room_admin(media, meeting, livekit):
+async def test_host_token_grants_join_publish_subscribe_data_and_room_admin(media, meeting, livekit_server):
     response = await media.post(token_path(meeting.id), headers=hdr(meeting.host))
     assert response.status_code == 200, response.text
     body = response.json()
     assert set(body) == TOKEN_FIELDS
-    assert body["url"] == livekit.url  # LIVEKIT_URL, for the browser
+    assert body["url"] == livekit_server.url  # LIVEKIT_URL, for the browser
     assert body["room"] == meeting.livekit_room == f"veche-{meeting.id}"
     assert body["identity"] == meeting.host_public_id
     claims = verified(body["token"])
@@ -59,17 +59,18 @@ async def test_participant_token_has_no_room_admin(media, meeting):
 
 async def test_token_is_signed_with_the_api_secret(media, meeting):
     token = (await media.post(token_path(meeting.id), headers=hdr(meeting.host))).json()["token"]
+    settings = media.settings
     with pytest.raises(jwt.InvalidSignatureError):
-        lk.TokenVerifier("devkey", "another-secret").verify(token)
+        lk.TokenVerifier(settings.livekit_api_key, "another-secret-of-at-least-32-chars").verify(token)
     with pytest.raises(jwt.InvalidIssuerError):
-        lk.TokenVerifier("another-key", "secret").verify(token)
+        lk.TokenVerifier("another-key", settings.livekit_api_secret).verify(token)
 
 
-async def test_token_lives_one_hour_by_default_and_expires_at_says_when(media, meeting):
+async def test_token_lives_ten_minutes_by_default_and_expires_at_says_when(media, meeting):
     before = int(utcnow().timestamp())
     body = (await media.post(token_path(meeting.id), headers=hdr(meeting.host))).json()
     raw = jwt.decode(body["token"], options={"verify_signature": False})
-    assert raw["exp"] - raw["nbf"] == 3600
+    assert raw["exp"] - raw["nbf"] == 600 == MediaSettings().livekit_token_ttl_seconds
     assert before <= raw["nbf"] <= before + 5
     assert body["expires_at"].endswith("Z")
     expires_at = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
@@ -170,3 +171,30 @@ async def test_token_when_video_is_not_configured_is_503_unavailable(meeting, ro
         response = await client.post(token_path(meeting.id), headers=hdr(meeting.host))
     assert_problem(response, 503, "unavailable")
     assert response.headers["retry-after"]
+
+
+async def test_token_makes_the_livekit_room_again_when_livekit_has_closed_it(media, meeting, livekit_server):
+    """auto_create is off: LiveKit closes an empty room after its timeout, and forgets every room
+    when it restarts; a member who asks for a token finds the room there again."""
+    assert (await media.post(token_path(meeting.id), headers=hdr(meeting.host))).status_code == 200
+    async with livekit_server.api() as api:
+        await api.room.delete_room(lk.DeleteRoomRequest(room=meeting.livekit_room))
+        listed = await api.room.list_rooms(lk.ListRoomsRequest(names=[meeting.livekit_room]))
+        assert list(listed.rooms) == []
+        response = await media.post(token_path(meeting.id), headers=hdr(meeting.host))
+        assert response.status_code == 200, response.text
+        listed = await api.room.list_rooms(lk.ListRoomsRequest(names=[meeting.livekit_room]))
+    [room] = listed.rooms
+    assert room.max_participants == 5  # the platform room's limit
+    assert room.empty_timeout == media.settings.livekit_empty_timeout_seconds
+
+
+async def test_token_while_livekit_is_unreachable_is_503_unavailable(media_on_double, meeting, livekit_double):
+    await livekit_double.stop()
+    try:
+        response = await media_on_double.post(token_path(meeting.id), headers=hdr(meeting.host))
+    finally:
+        await livekit_double.start()
+    assert_problem(response, 503, "unavailable")
+    assert response.headers["retry-after"]
+

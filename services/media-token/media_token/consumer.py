@@ -1,5 +1,5 @@
 """Keeps LiveKit in step with the rooms, from media-token's own durable consumer of ROOMS
-events: a LiveKit room per platform room, closed when the room ends; kicked members removed.
+events: a LiveKit room per platform room, closed when the room ends; former members removed.
 
 None of this runs inside a user's request, so a LiveKit outage never fails a join, an end or a
 kick: a failed call raises, and the consumer redelivers the event with backoff until LiveKit
@@ -66,8 +66,11 @@ class LiveKitSync:
             await self.room_created(event.room_id)
         elif event.type == "room.ended":
             await self.room_ended(event.room_id)
-        elif event.type == "participant.left" and event.reason == "kicked" and event.participant:
-            await self.participant_kicked(event.room_id, event.participant.id)
+        elif event.type == "participant.left" and event.participant:
+            # Kicked, left through the API, timed out: whoever is no member any more is no
+            # participant of the call either (a room that ended is closed as a whole).
+            if event.reason != "room_ended":
+                await self.participant_gone(event.room_id, event.participant.id)
 
     async def room_created(self, room_id: UUID) -> None:
         room = await self.rooms.get(room_id)
@@ -85,9 +88,9 @@ class LiveKitSync:
         existed = await self.livekit.delete_room(livekit_room_name(room_id))
         log.info("livekit room of room %s %s", room_id, "deleted" if existed else "already gone")
 
-    async def participant_kicked(self, room_id: UUID, public_id: UUID) -> None:
+    async def participant_gone(self, room_id: UUID, public_id: UUID) -> None:
         removed = await self.livekit.remove_participant(livekit_room_name(room_id), str(public_id))
-        log.info("kicked participant %s %s LiveKit", public_id,
+        log.info("former member %s %s LiveKit", public_id,
                  "removed from" if removed else "was not in")
 
 
