@@ -87,7 +87,8 @@ class Member:
         n = 0
         while True:
             shade = bytes([n * 7 % 256, 80, 160, 255])
-            source.capture_frame(rtc.VideoFrame(WIDTH, HEIGHT, rtc.VideoBufferType.RGBA, shade * (WIDTH * HEIGHT)))
+            frame = rtc.VideoFrame(WIDTH, HEIGHT, rtc.VideoBufferType.RGBA, shade * (WIDTH * HEIGHT))
+            source.capture_frame(frame)
             n += 1
             await asyncio.sleep(1 / FPS)
 

@@ -158,5 +158,6 @@ def livekit_joined_webhook(room_id: str, public_id: str, sid: str) -> tuple[str,
         participant=models.ParticipantInfo(identity=public_id, sid=sid),
     ))
     digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
-    token = livekit_api.AccessToken(_KEYS.livekit_api_key, _KEYS.livekit_api_secret).with_sha256(digest).to_jwt()
+    signer = livekit_api.AccessToken(_KEYS.livekit_api_key, _KEYS.livekit_api_secret)
+    token = signer.with_sha256(digest).to_jwt()
     return body, {"Authorization": token, "Content-Type": "application/webhook+json"}

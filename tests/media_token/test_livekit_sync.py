@@ -5,10 +5,9 @@ LiveKit outage delays the calls but fails nothing."""
 
 import os
 
-from prometheus_client import REGISTRY
-
 import pytest
 from livekit import api as lk
+from prometheus_client import REGISTRY
 
 from helpers import eventually
 from tests.e2e.sfu import Member

@@ -78,7 +78,9 @@ async def test_mute_of_a_member_not_connected_to_livekit_is_204_and_mutes_nothin
     assert response.status_code == 204, response.text
 
 
-async def test_the_double_records_exactly_the_mute_calls_livekit_gets(media_on_double, meeting, livekit_double):
+async def test_the_double_records_exactly_the_mute_calls_livekit_gets(
+    media_on_double, meeting, livekit_double
+):
     """Which RoomService calls a mute makes, and that an already muted track is left alone."""
     _, public_id = await meeting.join()
     sids = livekit_double.connect(meeting.livekit_room, public_id)

@@ -189,7 +189,9 @@ async def test_token_makes_the_livekit_room_again_when_livekit_has_closed_it(med
     assert room.empty_timeout == media.settings.livekit_empty_timeout_seconds
 
 
-async def test_token_while_livekit_is_unreachable_is_503_unavailable(media_on_double, meeting, livekit_double):
+async def test_token_while_livekit_is_unreachable_is_503_unavailable(
+    media_on_double, meeting, livekit_double
+):
     await livekit_double.stop()
     try:
         response = await media_on_double.post(token_path(meeting.id), headers=hdr(meeting.host))
