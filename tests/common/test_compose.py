@@ -1,0 +1,65 @@
+"""deploy/compose.yaml, checked offline (no Docker engine here): compose's own interpolation
+rules applied by hand, then the LiveKit service's config read as LiveKit would."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+COMPOSE = Path(__file__).resolve().parents[2] / "deploy" / "compose.yaml"
+VAR = re.compile(r"\$\{([A-Z_]+)(?:(:-|:\?)([^}]*))?\}")
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    def one(match: re.Match[str]) -> str:
+        name, op, arg = match.groups()
+        if env.get(name):
+            return env[name]
+        if op == ":?":
+            raise KeyError(f"{name}: {arg}")
+        return arg if op == ":-" else ""
+
+    return VAR.sub(one, text)
+
+
+ENV = {"LIVEKIT_API_KEY": "APIabc", "LIVEKIT_API_SECRET": "s" * 40}
+
+
+def test_compose_refuses_to_start_without_a_livekit_key_pair():
+    text = COMPOSE.read_text()
+    for missing in ("LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"):
+        env = {k: v for k, v in ENV.items() if k != missing}
+        with pytest.raises(KeyError, match=missing):
+            interpolate(text, env)
+    assert "devkey" not in text and ":-secret" not in text
+
+
+def test_livekit_config_comes_from_the_environment_with_auto_create_off_and_turn():
+    compose = yaml.safe_load(interpolate(COMPOSE.read_text(), ENV))
+    livekit = compose["services"]["livekit"]
+    config = yaml.safe_load(livekit["environment"]["LIVEKIT_CONFIG"])
+    assert config["keys"] == {"APIabc": "s" * 40}
+    assert config["room"]["auto_create"] is False
+    assert config["webhook"] == {"api_key": "APIabc", "urls": ["http://rooms:8001/api/v1/livekit/webhook"]}
+    assert config["turn"]["enabled"] is False and config["turn"]["tls_port"] == 5349
+    rtc = config["rtc"]
+    assert rtc["port_range_end"] - rtc["port_range_start"] + 1 >= 200
+    assert f"{rtc['port_range_start']}-{rtc['port_range_end']}:" in " ".join(livekit["ports"])
+    # Signalling binds to loopback unless configured otherwise.
+    assert "127.0.0.1:7880:7880" in livekit["ports"]
+    turned_on = yaml.safe_load(interpolate(COMPOSE.read_text(), {
+        **ENV, "LIVEKIT_TURN_ENABLED": "true", "LIVEKIT_TURN_DOMAIN": "turn.example.com",
+        "LIVEKIT_BIND": "0.0.0.0",
+    }))["services"]["livekit"]
+    turn = yaml.safe_load(turned_on["environment"]["LIVEKIT_CONFIG"])["turn"]
+    assert turn["enabled"] is True and turn["domain"] == "turn.example.com"
+    assert "0.0.0.0:7880:7880" in turned_on["ports"]
+
+
+def test_every_service_that_talks_to_livekit_gets_the_same_key_pair():
+    compose = yaml.safe_load(interpolate(COMPOSE.read_text(), ENV))
+    for name in ("rooms", "media-token"):
+        env = compose["services"][name]["environment"]
+        assert (env["LIVEKIT_API_KEY"], env["LIVEKIT_API_SECRET"]) == ("APIabc", "s" * 40)
+        assert env["LIVEKIT_API_URL"] == "http://livekit:7880"
