@@ -1,4 +1,5 @@
-"""`make bench`: latency and throughput of the main API calls through the real gateway.
+"""`make bench`: latency and throughput of the main API calls through the real gateway, and the
+media figures of a real LiveKit server (tests/bench/media.py).
 
 Starts the whole stack on free ports against a database of its own, drives it from one
 process with concurrent clients, prints percentiles. Numbers, not assertions."""
@@ -15,9 +16,10 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "deploy" / "local"), str(ROOT / "services")]
+sys.path[:0] = [str(ROOT / "deploy" / "local"), str(ROOT / "services"), str(ROOT / "tests"), str(ROOT)]
 
 from isolated import isolated_stack  # noqa: E402
+from tests.bench.media import bench_media  # noqa: E402
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "20"))
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "400"))
@@ -85,6 +87,8 @@ def main() -> None:
     with isolated_stack("bench", env) as stack:
         print(f"concurrency {CONCURRENCY}, {REQUESTS} requests per call, one process per service")
         asyncio.run(bench(stack.url))
+        livekit = stack.infra.named["livekit"]  # type: ignore[attr-defined]
+        asyncio.run(bench_media(stack.url, livekit.pid))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ browser would. Camera and microphone are synthetic sources."""
 import asyncio
 import contextlib
 import math
+import os
 import time
 from typing import Any
 
@@ -74,21 +75,25 @@ class Member:
         finally:
             await stream.aclose()
 
-    async def publish_camera(self) -> str:
+    async def publish_camera(self, width: int = WIDTH, height: int = HEIGHT) -> str:
         assert self.room is not None
-        source = rtc.VideoSource(WIDTH, HEIGHT)
+        source = rtc.VideoSource(width, height)
         track = rtc.LocalVideoTrack.create_video_track("camera", source)
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA)
         publication = await self.room.local_participant.publish_track(track, options)
-        self.tasks.append(asyncio.ensure_future(self._pump_video(source)))
+        self.tasks.append(asyncio.ensure_future(self._pump_video(source, width, height)))
         return publication.sid
 
-    async def _pump_video(self, source: rtc.VideoSource) -> None:
+    async def _pump_video(self, source: rtc.VideoSource, width: int, height: int) -> None:
+        """Frames that change every time: a shade that moves, and a band of noise, so the
+        encoder has something to send."""
         n = 0
+        noise = os.urandom(width * 4 * 8)
         while True:
             shade = bytes([n * 7 % 256, 80, 160, 255])
-            frame = rtc.VideoFrame(WIDTH, HEIGHT, rtc.VideoBufferType.RGBA, shade * (WIDTH * HEIGHT))
-            source.capture_frame(frame)
+            band = noise[(n * 64) % len(noise):] + noise[: (n * 64) % len(noise)]
+            pixels = shade * (width * (height - 8)) + band
+            source.capture_frame(rtc.VideoFrame(width, height, rtc.VideoBufferType.RGBA, pixels))
             n += 1
             await asyncio.sleep(1 / FPS)
 
