@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "deploy" / "local"), str(ROOT / "services"), str(ROOT / "tests"), str(ROOT)]
 
 from isolated import isolated_stack  # noqa: E402
+
 from tests.bench.media import bench_media  # noqa: E402
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "20"))
