@@ -2,6 +2,7 @@
 and its own LiveKit server, against real servers: the ones listening, or ones it starts."""
 
 import asyncio
+import atexit
 import os
 import secrets
 import subprocess
@@ -40,6 +41,8 @@ def _resolve_servers() -> tuple[str, str, str]:
     from infra import LocalInfra
 
     _infra = LocalInfra(ROOT / ".run" / f"test-{RUN_ID}")
+    # Also when the session never gets to its fixtures (a collection error, an interrupt).
+    atexit.register(_infra.stop)
     try:
         _infra.postgres(BASE_DATABASE_URL)
         _infra.redis(BASE_REDIS_URL)

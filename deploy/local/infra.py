@@ -38,6 +38,24 @@ def _wait_port(host: str, port: int, what: str, timeout: float = 30) -> None:
         time.sleep(0.2)
 
 
+def _stop(child: "subprocess.Popen[bytes]", timeout: float = 10) -> None:
+    """SIGTERM; a second SIGTERM after 2 s (LiveKit drains its rooms on the first and stops at
+    once on the second); SIGKILL when it is still there after `timeout`."""
+    if child.poll() is not None:
+        return
+    child.terminate()
+    try:
+        child.wait(2)
+        return
+    except subprocess.TimeoutExpired:
+        child.terminate()
+    try:
+        child.wait(max(0.1, timeout - 2))
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
 class LocalInfra:
     """Starts the missing servers as children and stops them again."""
 
@@ -59,12 +77,7 @@ class LocalInfra:
         child = self.named.pop(name, None)
         if child is None or child.poll() is not None:
             return
-        child.terminate()
-        try:
-            child.wait(timeout)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        _stop(child, timeout)
 
     def nats(self, url: str) -> None:
         host, port = _host_port(url, 4222)
@@ -150,12 +163,9 @@ class LocalInfra:
 
     def stop(self) -> None:
         for child in reversed(self.children):
-            if child.poll() is None:
-                child.terminate()
-                try:
-                    child.wait(10)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+            _stop(child)
+        self.children.clear()
+        self.named.clear()
 
 
 def is_local_livekit(url: str) -> bool:
