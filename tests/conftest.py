@@ -76,6 +76,8 @@ os.environ.update(
         "NATS_STREAM": NATS_STREAM,
         "NATS_SUBJECT_PREFIX": NATS_SUBJECT_PREFIX,
         "LOG_LEVEL": os.environ.get("TEST_LOG_LEVEL", "WARNING"),
+        # The development key pair and internal token are fine on this machine.
+        "DEV_MODE": "true",
         "LIVEKIT_URL": f"ws://127.0.0.1:{LIVEKIT_PORT}",
         "ROOM_EMPTY_TTL_SECONDS": "300",
         # Every test request comes from one address; the limit tests set their own values.

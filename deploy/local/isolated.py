@@ -30,6 +30,7 @@ async def _drop_database(url: str) -> None:
 @contextlib.contextmanager
 def isolated_stack(purpose: str, env: dict[str, str] | None = None) -> Iterator[Stack]:
     run = uuid.uuid4().hex[:8]
+    os.environ.setdefault("DEV_MODE", "true")
     settings = CommonSettings()
     infra = LocalInfra(Path(tempfile.mkdtemp(prefix=f"veche-{purpose}-infra-")))
     gateway_port = free_port()

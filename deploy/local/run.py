@@ -14,6 +14,9 @@ from stack import ROOT, Stack, healthy, port_open  # noqa: E402
 
 
 def main() -> int:
+    # A local run on this machine: the development key pair and internal token are fine (every
+    # process started from here inherits this).
+    os.environ.setdefault("DEV_MODE", "true")
     settings = CommonSettings()
     gateway_port = int(os.environ.get("GATEWAY_PORT", "8080"))
     url = f"http://127.0.0.1:{gateway_port}"

@@ -11,6 +11,7 @@ from common.errors import ValidationFailed
 from common.identity import IdentityHeader, parse_participant_id, parse_room_id
 from common.ids import parse_uuid7
 from common.openapi import error_responses
+from common.web import client_ip
 
 router = APIRouter(prefix="/api/v1/rooms/{room_id}/chat")
 
@@ -25,7 +26,7 @@ async def _member(
     """The caller as an active member of the room in the path."""
     room = parse_room_id(room_id)
     participant_id = parse_participant_id(x_participant_id)
-    return await _service(request).authorize(room, participant_id)
+    return await _service(request).authorize(room, participant_id, client_ip(request))
 
 
 Service = Annotated[ChatService, Depends(_service)]

@@ -16,6 +16,7 @@ from chat.service import ChatService
 from chat.settings import ChatSettings
 from chat.store import ChatStore
 from common.clients import Nats, create_redis, ensure_stream
+from common.internal import internal_headers
 from common.logs import setup_logging
 from common.membership import MembershipResolver
 from common.web import create_app as create_service_app
@@ -30,7 +31,8 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
         redis = create_redis(settings)
         store = ChatStore(redis, settings)
         membership = MembershipResolver(
-            redis, settings.rooms_internal_url, timeout=settings.dependency_timeout_seconds
+            redis, settings.rooms_internal_url, timeout=settings.dependency_timeout_seconds,
+            headers=internal_headers(settings),
         )
         service = ChatService(store, membership, redis, app.state.rate_limits, settings)
         hub = Fanout(settings)

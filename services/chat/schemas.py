@@ -7,22 +7,22 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, StrictStr
 
 from common.ids import timestamp_ms
+from common.text import LINE_BREAKS, trimmed_text
 from common.timefmt import Timestamp
 
 CONTENT_MAX_CHARS = 4000
 SYSTEM_DISPLAY_NAME = "System"
 
 
-def _content(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError("content must not be empty")
-    if len(value) > CONTENT_MAX_CHARS:
-        raise ValueError(f"content must be at most {CONTENT_MAX_CHARS} characters")
-    return value
+CONTENT_MAX_BYTES = 16 * 1024
 
-
-Content = Annotated[StrictStr, AfterValidator(_content)]
+Content = Annotated[
+    StrictStr,
+    AfterValidator(
+        trimmed_text("content", CONTENT_MAX_CHARS, allowed_controls=LINE_BREAKS,
+                     max_utf8_bytes=CONTENT_MAX_BYTES, visible=False)
+    ),
+]
 
 
 class MessageBody(BaseModel):

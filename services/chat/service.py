@@ -1,6 +1,7 @@
 """The chat use cases: who may act, history, post, edit, delete, and the system messages that
 room events produce. Testable without HTTP; raises the common problem errors."""
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,6 +37,8 @@ class Caller:
     room_id: UUID
     participant_id: str
     member: PublicParticipant
+    # The address the request came from (as the gateway saw it), for per-address limits.
+    client_ip: str | None = None
 
     @property
     def is_host(self) -> bool:
@@ -74,7 +77,9 @@ class ChatService:
 
     # --- who --------------------------------------------------------------------------------
 
-    async def authorize(self, room_id: UUID, participant_id: UUID | str | None) -> Caller:
+    async def authorize(
+        self, room_id: UUID, participant_id: UUID | str | None, client_ip: str | None = None
+    ) -> Caller:
         """The caller as an active member (also a sign of life for the janitor); 404
         room_not_found, 409 room_ended or 403 not_a_participant otherwise."""
         pid = str(participant_id).lower() if participant_id else None
@@ -83,7 +88,7 @@ class ChatService:
         if pid is None:  # pragma: no cover - require_active found no member without an id
             raise NotAParticipant("X-Participant-ID is required")
         await presence.touch(self.redis, room_id, member.id)
-        return Caller(room_id, pid, member)
+        return Caller(room_id, pid, member, client_ip)
 
     # --- history ----------------------------------------------------------------------------
 
@@ -100,10 +105,17 @@ class ChatService:
     # --- writes -----------------------------------------------------------------------------
 
     async def post(self, caller: Caller, content: str) -> MessageView:
-        """429 rate_limited past RATE_LIMIT_CHAT_SEND (per member of a room, REST and
-        WebSocket together)."""
+        """429 rate_limited past RATE_LIMIT_CHAT_SEND (per identity in a room, REST and
+        WebSocket together; keyed on the identity, not the membership row, so leaving and
+        joining again does not reset it) or past RATE_LIMIT_CHAT_SEND_ADDRESS (every identity
+        sending from one address)."""
+        identity = hashlib.sha256(caller.participant_id.encode()).hexdigest()[:32]
         await self.rate_limits.hit(
-            "chat_send", self.settings.rate_limit_chat_send, f"{caller.room_id}:{caller.member.id}"
+            "chat_send", self.settings.rate_limit_chat_send, f"{caller.room_id}:{identity}"
+        )
+        await self.rate_limits.hit(
+            "chat_send_address", self.settings.rate_limit_chat_send_address,
+            caller.client_ip or "unknown",
         )
         sender = caller.member
 

@@ -37,6 +37,7 @@ from common.errors import (
 from common.events import PublicParticipant
 from common.identity import HEADER
 from common.ids import parse_uuid7
+from common.web import peer_client_ip
 
 log = logging.getLogger("veche.chat.ws")
 
@@ -186,7 +187,9 @@ class ChatSocket:
             self.send_frame(fanout.error_frame(client_msg_id, "validation_error", detail))
             return
         try:
-            caller = await self.service.authorize(self.room_id, self.caller.participant_id)
+            caller = await self.service.authorize(
+                self.room_id, self.caller.participant_id, self.caller.client_ip
+            )
             if str(caller.member.id) != self.member_id:
                 raise NotAParticipant("This socket belongs to an earlier membership")
             message = await self.service.post(caller, body.content)
@@ -293,7 +296,9 @@ async def chat_socket(websocket: WebSocket, room_id: str) -> None:
         return
     try:
         participant_id, after = await _credentials(websocket, settings)
-        caller = await service.authorize(room, participant_id)
+        address = peer_client_ip(websocket.client.host if websocket.client else None,
+                                 websocket.headers, settings)
+        caller = await service.authorize(room, participant_id, address)
     except _Refused as refused:
         await _close(websocket, refused.code, close_timeout)
         return
@@ -317,7 +322,7 @@ async def chat_socket(websocket: WebSocket, room_id: str) -> None:
         # Subscribed now: check membership again, so a kick or an end that landed before the
         # subscription is not missed (one that lands after it arrives as a frame).
         try:
-            caller = await service.authorize(room, participant_id)
+            caller = await service.authorize(room, participant_id, address)
         except Exception as exc:
             await _close(websocket, _close_code_of(exc), close_timeout)
             return

@@ -200,6 +200,10 @@ def install_error_handlers(app: FastAPI, retry_after: int = 5) -> None:
             return problem_response(NotFound("No such resource"))
         if exc.status_code == 405:
             return problem_response(MethodNotAllowed())
+        if exc.status_code == 400:
+            # FastAPI's "There was an error parsing the body": invalid UTF-8, nesting deeper
+            # than the parser goes, an integer of thousands of digits. Not JSON we can read.
+            return problem_response(InvalidJson("The body is not valid JSON"))
         generic = Problem(str(exc.detail))
         generic.status, generic.code, generic.title = exc.status_code, "http_error", str(exc.detail)
         return problem_response(generic)

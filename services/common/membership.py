@@ -33,9 +33,12 @@ class Membership:
 
 
 class MembershipResolver:
-    def __init__(self, redis: aioredis.Redis, rooms_url: str, timeout: float = 3.0) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, rooms_url: str, timeout: float = 3.0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.redis = redis
-        self.http = httpx.AsyncClient(base_url=rooms_url, timeout=timeout)
+        self.http = httpx.AsyncClient(base_url=rooms_url, timeout=timeout, headers=headers)
 
     async def close(self) -> None:
         await self.http.aclose()

@@ -2,8 +2,14 @@
 
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The development secrets below are in this public repository: a service refuses them unless
+# DEV_MODE is on (`make run`, `make test`, `make bench` turn it on for their own processes).
+DEV_LIVEKIT_API_SECRET = "veche-local-development-secret-not-for-deployment"
+DEV_INTERNAL_API_TOKEN = "veche-local-development-internal-token"
+_PLACEHOLDER_PREFIX = "change-me"
 
 
 class CommonSettings(BaseSettings):
@@ -11,6 +17,8 @@ class CommonSettings(BaseSettings):
 
     service_name: str = "veche"
     log_level: str = "INFO"
+    # Local development: the well-known secrets below are accepted. Never on a deployment.
+    dev_mode: bool = False
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/veche"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -21,7 +29,18 @@ class CommonSettings(BaseSettings):
     nats_subject_prefix: str = "rooms"
 
     rooms_internal_url: str = "http://127.0.0.1:8001"
+    # The service credential of /internal/... calls (Authorization: Bearer …): every caller
+    # sends it, rooms answers 401 without it.
+    internal_api_token: str = DEV_INTERNAL_API_TOKEN
+    # The peers whose X-Real-IP / X-Forwarded-For a service believes: the gateway's addresses
+    # (CIDRs). A request from anyone else is counted under its own TCP peer address.
+    gateway_addresses: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
     presence_refresh_seconds: float = 15.0
+    # A member with no sign of life this long may be timed out (the janitor asks; rooms never
+    # times out anyone fresher, whatever it is asked).
+    presence_timeout_seconds: float = 90.0
+    # Ended rooms are deleted this long after they ended (rooms never deletes younger ones).
+    room_retention_days: float = 30.0
     request_timeout_seconds: float = 10.0
     dependency_timeout_seconds: float = 3.0
     max_body_bytes: int = 64 * 1024
@@ -31,6 +50,8 @@ class CommonSettings(BaseSettings):
     rate_limit_create_room: str = "10/minute"
     rate_limit_join: str = "120/minute"
     rate_limit_chat_send: str = "20/10seconds"
+    # All identities sending from one address together (several people behind one NAT).
+    rate_limit_chat_send_address: str = "60/10seconds"
     rate_limit_room: str = "600/minute"
 
     cors_origins: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8080"])
@@ -39,7 +60,7 @@ class CommonSettings(BaseSettings):
     # The pair of the LiveKit server that `make run` and `make test` start on this host. Never
     # deploy it: compose and the k8s manifests require a pair of their own.
     livekit_api_key: str = "devkey"
-    livekit_api_secret: str = "veche-local-development-secret-not-for-deployment"
+    livekit_api_secret: str = DEV_LIVEKIT_API_SECRET
     # Where the services reach LiveKit's HTTP (Twirp) API when that is not the browser's
     # LIVEKIT_URL turned into http(s), e.g. `http://livekit:7880` inside a compose network.
     livekit_api_url: str | None = None
@@ -47,6 +68,25 @@ class CommonSettings(BaseSettings):
 
     chat_ttl_seconds: int = 21600
     participants_ttl_seconds: int = 21600
+
+    @model_validator(mode="after")
+    def _no_development_secrets_outside_dev_mode(self) -> "CommonSettings":
+        if self.dev_mode:
+            return self
+        weak = []
+        if self.livekit_api_secret == DEV_LIVEKIT_API_SECRET or len(self.livekit_api_secret) < 32 \
+                or self.livekit_api_secret.startswith(_PLACEHOLDER_PREFIX):
+            weak.append("LIVEKIT_API_SECRET (a pair from `livekit-server generate-keys`)")
+        if self.internal_api_token == DEV_INTERNAL_API_TOKEN or len(self.internal_api_token) < 32 \
+                or self.internal_api_token.startswith(_PLACEHOLDER_PREFIX):
+            weak.append("INTERNAL_API_TOKEN (e.g. `openssl rand -hex 32`)")
+        if weak:
+            raise ValueError(
+                "refusing to start with a development or placeholder secret; set "
+                + " and ".join(weak) + " (at least 32 characters), or DEV_MODE=true on a "
+                "machine of your own"
+            )
+        return self
 
     @property
     def livekit_enabled(self) -> bool:

@@ -1,6 +1,8 @@
 """The HTTP frame every service shares: middleware, error handlers, health and metrics."""
 
 import asyncio
+import functools
+import ipaddress
 import logging
 import re
 import time
@@ -47,6 +49,9 @@ SECURITY_HEADERS = [
     # API answers are data, never documents: nothing in them may load or frame anything.
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
     (b"x-frame-options", b"DENY"),
+    # Answers are per caller (create, join and the media token carry secrets): never stored by
+    # a browser or a shared cache.
+    (b"cache-control", b"no-store"),
 ]
 
 
@@ -155,12 +160,28 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
 
-class TimeoutMiddleware:
-    """A request that has not started its answer within the limit gets 503, not a hang."""
+class ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS handling, with a refused preflight answered as problem+json."""
 
-    def __init__(self, app: ASGIApp, seconds: float, retry_after: int) -> None:
+    def preflight_response(self, request_headers: Any) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        problem = Problem(bytes(response.body).decode() or "Disallowed CORS request")
+        problem.status, problem.code, problem.title = 400, "cors_rejected", "CORS request refused"
+        dropped = {"content-type", "content-length"}
+        keep = {k: v for k, v in response.headers.items() if k.lower() not in dropped}
+        return JSONResponse(problem.body(), status_code=400, headers=keep, media_type=PROBLEM_JSON)
+
+
+class UnexpectedErrorMiddleware:
+    """The last safety net: an exception nothing else handled becomes a problem+json answer
+    (503 for a dependency, 500 otherwise) and goes no further. Starlette's own error
+    middleware would answer too, then re-raise, and uvicorn would drop the keep-alive
+    connection, which the gateway may already be reusing for somebody else's request."""
+
+    def __init__(self, app: ASGIApp, retry_after: int) -> None:
         self.app = app
-        self.seconds = seconds
         self.retry_after = retry_after
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -176,10 +197,60 @@ class TimeoutMiddleware:
             await send(message)
 
         try:
-            async with asyncio.timeout(self.seconds):
-                await self.app(scope, receive, send_wrapper)
-        except TimeoutError:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:  # noqa: BLE001 - answered here, never re-raised
+            if is_dependency_error(exc):
+                log.warning("dependency unavailable: %s", type(exc).__name__)
+                problem: Problem = Unavailable("A backing service is unavailable", self.retry_after)
+            else:
+                log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+                problem = Problem("Unexpected error")
             if not started:
+                await send_problem(send, problem)
+
+
+class RequestTimeout(Problem):
+    status, code, title = 408, "request_timeout", "Request timeout"
+
+
+class TimeoutMiddleware:
+    """A request that has not started its answer within the limit gets 503, not a hang; one
+    whose body has not fully arrived by then (trickled, or shorter than it said) gets 408."""
+
+    def __init__(self, app: ASGIApp, seconds: float, retry_after: int) -> None:
+        self.app = app
+        self.seconds = seconds
+        self.retry_after = retry_after
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+        body_done = scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE")
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        async def receive_wrapper() -> Message:
+            nonlocal body_done
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        try:
+            async with asyncio.timeout(self.seconds):
+                await self.app(scope, receive_wrapper, send_wrapper)
+        except TimeoutError:
+            if started:
+                return
+            if not body_done:
+                await send_problem(send, RequestTimeout("The request body did not arrive in time"))
+            else:
                 await send_problem(send, Unavailable("Request timed out", self.retry_after))
 
 
@@ -200,7 +271,9 @@ def create_app(
         async with lifespan(app):
             yield
 
-    app = FastAPI(title=title or f"veche {service}", lifespan=with_rate_limits)
+    # No redirects: a trailing slash is a 404, never a Location built from the Host header.
+    app = FastAPI(title=title or f"veche {service}", lifespan=with_rate_limits, redirect_slashes=False)
+    app.state.settings = settings
     install_error_handlers(app, settings.retry_after_seconds)
     install_problem_openapi(app)
 
@@ -244,24 +317,48 @@ def create_app(
     app.add_middleware(TimeoutMiddleware, seconds=settings.request_timeout_seconds,
                        retry_after=settings.retry_after_seconds)
     app.add_middleware(
-        CORSMiddleware,
+        ProblemCORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
         allow_headers=["Content-Type", "X-Participant-ID", "X-Request-ID"],
         expose_headers=["X-Participant-ID", "X-Request-ID", "Retry-After", "Location"],
         max_age=600,
     )
+    app.add_middleware(UnexpectedErrorMiddleware, retry_after=settings.retry_after_seconds)
     app.add_middleware(RequestContextMiddleware, service=service)
     return app
 
 
+@functools.lru_cache(maxsize=16)
+def _networks(addresses: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(a.strip(), strict=False) for a in addresses if a.strip())
+
+
+def _is_gateway(peer: str | None, settings: CommonSettings) -> bool:
+    if not peer:
+        return False
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(address in network for network in _networks(tuple(settings.gateway_addresses)))
+
+
+def peer_client_ip(peer: str | None, headers: Any, settings: CommonSettings) -> str | None:
+    """The client's address: what the gateway saw (its X-Real-IP, which Traefik sets itself,
+    believing a client's forwarded headers only from TRUSTED_PROXIES) when the request comes
+    from a gateway address (GATEWAY_ADDRESSES); the TCP peer otherwise, so nobody who reaches
+    a service port directly can choose the address a limit counts or a membership stores."""
+    if _is_gateway(peer, settings):
+        real = (headers.get("x-real-ip") or "").strip()
+        if real:
+            return real
+        forwarded = (headers.get("x-forwarded-for") or "").split(",")[-1].strip()
+        if forwarded:
+            return forwarded
+    return peer
+
+
 def client_ip(request: Request) -> str | None:
-    """The address the gateway saw. Traefik drops client-sent X-Real-IP / X-Forwarded-For
-    unless they come from a proxy in TRUSTED_PROXIES, and sets X-Real-IP itself."""
-    real = request.headers.get("x-real-ip")
-    if real:
-        return real.strip()
-    forwarded = request.headers.get("x-forwarded-for")
-    if forwarded:
-        return forwarded.split(",")[0].strip() or None
-    return request.client.host if request.client else None
+    peer = request.client.host if request.client else None
+    return peer_client_ip(peer, request.headers, request.app.state.settings)

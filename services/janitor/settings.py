@@ -10,8 +10,6 @@ class JanitorSettings(CommonSettings):
     janitor_host: str = "127.0.0.1"
     janitor_port: int = 8004
     janitor_sweep_interval_seconds: float = 10.0
-    presence_timeout_seconds: float = 90.0
-    room_retention_days: float = 30.0
 
     # How many candidate rows one query of a sweep reads, and how many calls to rooms run at once.
     janitor_sweep_batch: int = 200

@@ -42,8 +42,8 @@ class RoomsUnavailable(Exception):
 class RoomsClient:
     """The internal endpoints of rooms, which the gateway does not route."""
 
-    def __init__(self, base_url: str, timeout: float) -> None:
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+    def __init__(self, base_url: str, timeout: float, headers: dict[str, str] | None = None) -> None:
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=headers)
 
     async def close(self) -> None:
         await self.http.aclose()

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from common.clients import Nats
 from common.consumer import DurableConsumer
 from common.events import event_subject
+from common.internal import internal_headers
 from common.ratelimit import room_limit_key
 from janitor import sweeps
 from janitor.cleanup import RoomEndedCleanup
@@ -28,7 +29,9 @@ class Janitor:
         self.engine = engine
         self.redis = redis
         self.settings = settings
-        self.rooms = sweeps.RoomsClient(settings.rooms_internal_url, settings.request_timeout_seconds)
+        self.rooms = sweeps.RoomsClient(
+            settings.rooms_internal_url, settings.request_timeout_seconds, internal_headers(settings)
+        )
         self.nats = nats
         self.consumer = DurableConsumer(
             nats,

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from common.errors import ParticipantNotFound, Problem, Unauthorized
 from common.identity import HEADER, IdentityHeader, parse_participant_id, room_id_path
+from common.internal import require_service_credential
 from common.openapi import error_responses
 from common.web import client_ip
 from rooms.schemas import (
@@ -24,7 +25,9 @@ from rooms.schemas import (
 from rooms.service import Caller, RoomsService, self_view
 
 router = APIRouter()
-internal = APIRouter(prefix="/internal/v1", include_in_schema=False)
+internal = APIRouter(
+    prefix="/internal/v1", include_in_schema=False, dependencies=[Depends(require_service_credential)]
+)
 
 
 def _service(request: Request) -> RoomsService:

@@ -1,34 +1,17 @@
 """Request and response shapes of the rooms API (API.md: Shapes, Field rules)."""
 
-import unicodedata
 from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from common.events import PublicParticipant
+from common.text import LINE_BREAKS, plain_text, trimmed_text
 from common.timefmt import Timestamp
 
-_FORBIDDEN_CATEGORIES = {"Cc", "Zl", "Zp"}
-
-
-def _trimmed(max_length: int, what: str, no_control: bool = False):  # type: ignore[no-untyped-def]
-    def check(value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError(f"{what} must not be empty")
-        if len(value) > max_length:
-            raise ValueError(f"{what} must be at most {max_length} characters")
-        if no_control and any(unicodedata.category(ch) in _FORBIDDEN_CATEGORIES for ch in value):
-            raise ValueError(f"{what} must not contain control characters")
-        return value
-
-    return check
-
-
-Title = Annotated[StrictStr, AfterValidator(_trimmed(255, "title"))]
-DisplayName = Annotated[StrictStr, AfterValidator(_trimmed(64, "display_name", no_control=True))]
-Description = Annotated[StrictStr, Field(max_length=2000)]
+Title = Annotated[StrictStr, AfterValidator(trimmed_text("title", 255, no_format=True))]
+DisplayName = Annotated[StrictStr, AfterValidator(trimmed_text("display_name", 64, no_format=True))]
+Description = Annotated[StrictStr, AfterValidator(plain_text("description", 2000, LINE_BREAKS))]
 MaxParticipants = Annotated[StrictInt, Field(ge=2, le=100)]
 
 

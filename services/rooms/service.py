@@ -388,7 +388,10 @@ class RoomsService:
 
     async def time_out(self, room_id: UUID, public_id: UUID, idle_since_ms: int) -> bool:
         """Marks a member left with reason `timeout` when it still shows no sign of life:
-        no LiveKit connection and no request or socket heartbeat since idle_since_ms."""
+        no LiveKit connection and no request or socket heartbeat since idle_since_ms. A caller
+        cannot make it earlier than PRESENCE_TIMEOUT_SECONDS ago: no fresher member is timed out."""
+        latest = int((utcnow().timestamp() - self.settings.presence_timeout_seconds) * 1000)
+        idle_since_ms = min(idle_since_ms, latest)
         async with self.sessions() as session, session.begin():
             room = await repo.get_room(session, room_id, lock=True)
             if room is None or room.status != "active":
@@ -408,7 +411,9 @@ class RoomsService:
 
     async def delete_ended_before(self, cutoff: datetime) -> int:
         """Deletes rooms ended before cutoff, with their memberships (stored IP addresses and
-        user agents must not outlive their purpose)."""
+        user agents must not outlive their purpose). Never younger than ROOM_RETENTION_DAYS,
+        whatever the cutoff asked for."""
+        cutoff = min(cutoff, utcnow() - timedelta(days=self.settings.room_retention_days))
         async with self.sessions() as session, session.begin():
             return await repo.delete_rooms_ended_before(session, cutoff)
 

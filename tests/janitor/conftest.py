@@ -14,9 +14,12 @@ import httpx
 import nats
 import pytest
 
+from common.internal import internal_headers
+from common.settings import CommonSettings
 from stack import PYTHONPATH, Stack, free_port, uvicorn_cmd
 from tests.janitor.support import (
     CHAT_HAS_WEBSOCKET,
+    PRESENCE_TIMEOUT_SECONDS,
     ROOM_EMPTY_TTL_SECONDS,
     JanitorStack,
 )
@@ -34,6 +37,7 @@ def jstack() -> Iterator[JanitorStack]:
         "ROOM_EMPTY_TTL_SECONDS": str(ROOM_EMPTY_TTL_SECONDS),
         # A chat socket refreshes presence every second, well within the presence timeout.
         "PRESENCE_REFRESH_SECONDS": "1",
+        "PRESENCE_TIMEOUT_SECONDS": str(PRESENCE_TIMEOUT_SECONDS),
         "LIVEKIT_URL": f"ws://127.0.0.1:{free_port()}",
     }
     stack = JanitorStack(
@@ -59,7 +63,8 @@ def jstack() -> Iterator[JanitorStack]:
 
 @pytest.fixture
 async def rooms_api(jstack: JanitorStack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=jstack.rooms_url, timeout=15) as client:
+    async with httpx.AsyncClient(base_url=jstack.rooms_url, timeout=15,
+                                 headers=internal_headers(CommonSettings())) as client:
         yield client
 
 

@@ -17,6 +17,8 @@ import httpx
 import pytest
 from livekit_server import LiveKitServer
 
+from common.internal import internal_headers
+from common.settings import CommonSettings
 from helpers import app_client
 from media_token.main import create_app
 from media_token.settings import MediaSettings
@@ -100,7 +102,8 @@ async def media(media_app: httpx.AsyncClient) -> httpx.AsyncClient:
 
 @pytest.fixture
 async def rooms(rooms_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=rooms_url, timeout=15) as client:
+    async with httpx.AsyncClient(base_url=rooms_url, timeout=15,
+                                 headers=internal_headers(CommonSettings())) as client:
         yield client
 
 

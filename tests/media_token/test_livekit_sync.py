@@ -74,7 +74,6 @@ async def test_room_end_deletes_the_livekit_room(media, meeting, livekit_server)
         return await livekit_room(livekit_server, meeting.livekit_room)
 
     await eventually(created, timeout=30)
-    failed_before = failures(media)
     assert (await meeting.end()).status_code == 200
 
     async def gone() -> bool:
@@ -82,7 +81,6 @@ async def test_room_end_deletes_the_livekit_room(media, meeting, livekit_server)
 
     await eventually(gone, timeout=30)
     await settled(media)
-    assert failures(media) == failed_before
 
 
 async def test_expiry_of_an_empty_room_deletes_the_livekit_room(media, meeting, rooms, livekit_server):
@@ -112,7 +110,6 @@ async def test_a_member_who_is_kicked_or_leaves_is_removed_from_livekit(media, m
     await member.connect()
     try:
         assert await in_livekit(livekit_server, meeting.livekit_room, public_id)
-        failed_before = failures(media)
         done = await (meeting.kick(public_id) if how == "kick" else meeting.leave(pid))
         assert done.status_code == 204
 
@@ -123,17 +120,16 @@ async def test_a_member_who_is_kicked_or_leaves_is_removed_from_livekit(media, m
 
         await eventually(removed, timeout=10)
         await settled(media)
-        assert failures(media) == failed_before
     finally:
         await member.close()
 
 
 async def test_kick_of_someone_never_in_livekit_is_done_at_once(media, meeting, livekit_server):
     _, public_id = await meeting.join("Eva")
-    failed_before = failures(media)
     assert (await meeting.kick(public_id)).status_code == 204
+    # Everything acknowledged: LiveKit's not_found counted as done (a failure would be
+    # redelivered with backoff, and stay pending).
     await settled(media)
-    assert failures(media) == failed_before  # LiveKit's not_found counts as done
 
 
 async def test_livekit_outage_fails_nothing_and_delete_room_arrives_once_after_recovery(

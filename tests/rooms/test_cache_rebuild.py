@@ -3,7 +3,9 @@
 import json
 
 from common import keys
+from common.internal import internal_headers
 from common.membership import MembershipResolver
+from common.settings import CommonSettings
 from helpers import hdr, new_pid
 
 
@@ -31,7 +33,9 @@ async def test_after_redis_loses_the_room_participants_and_membership_are_still_
 
     # What chat and media-token do: the hash is missing, so rooms is asked and rebuilds it.
     transport_app = api._transport.app
-    resolver = MembershipResolver(redis_client, "http://rooms.internal")
+    resolver = MembershipResolver(
+        redis_client, "http://rooms.internal", headers=internal_headers(CommonSettings())
+    )
     resolver.http = type(api)(transport=api._transport, base_url="http://rooms.internal")
     try:
         bob_view = await resolver.resolve(room.id, bob)

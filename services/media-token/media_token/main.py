@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from common.clients import Nats, create_redis, ensure_stream
 from common.consumer import DurableConsumer
+from common.internal import internal_headers
 from common.livekit import LiveKitRooms
 from common.logs import setup_logging
 from common.membership import MembershipResolver
@@ -34,7 +35,8 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
         nats = Nats(settings, on_connect=on_nats)
         nats.start()
         membership = MembershipResolver(
-            redis, settings.rooms_internal_url, settings.dependency_timeout_seconds
+            redis, settings.rooms_internal_url, settings.dependency_timeout_seconds,
+            headers=internal_headers(settings),
         )
         livekit: LiveKitRooms | None = None
         rooms: RoomDirectory | None = None
