@@ -84,6 +84,7 @@ os.environ.update(
         "RATE_LIMIT_CREATE_ROOM": "100000/minute",
         "RATE_LIMIT_JOIN": "100000/minute",
         "RATE_LIMIT_CHAT_SEND": "100000/minute",
+        "RATE_LIMIT_CHAT_SEND_ADDRESS": "100000/minute",
         "RATE_LIMIT_ROOM": "100000/minute",
     }
 )

@@ -15,12 +15,18 @@ from fastapi import FastAPI
 
 
 @contextlib.asynccontextmanager
-async def app_client(app: FastAPI, base_url: str = "http://testserver") -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client on an app whose lifespan runs for the duration."""
+async def app_client(
+    app: FastAPI, base_url: str = "http://testserver", client: tuple[str, int] = ("198.51.100.7", 4711)
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on an app whose lifespan runs for the duration. By default the client is
+    a direct peer (198.51.100.7); `GATEWAY_PEER` makes it the gateway, whose X-Real-IP counts."""
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 4711))
+        transport = httpx.ASGITransport(app=app, client=client)
         async with httpx.AsyncClient(transport=transport, base_url=base_url, timeout=15) as client:
             yield client
+
+
+GATEWAY_PEER = ("127.0.0.1", 4712)
 
 
 def new_pid() -> str:

@@ -7,6 +7,9 @@ class ChatSettings(CommonSettings):
     service_name: str = "chat"
     # chat_ttl_seconds (each message lives this long) comes from CommonSettings.
     chat_max_messages: int = 10_000
+    # A room's history in bytes of stored JSON (the oldest messages go first past it): with
+    # the message cap alone, 10,000 messages of 16 KiB would be 160 MB of one room's Redis.
+    chat_max_bytes: int = 8 * 1024 * 1024
     # (RATE_LIMIT_CHAT_SEND, from CommonSettings, limits what one member posts to one room.)
     # Rejected sends in a row after which a socket is closed with 4429.
     chat_ws_rate_strikes: int = 10

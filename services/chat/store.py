@@ -42,24 +42,54 @@ local function id_of(member)
 end
 """
 
-# KEYS: messages, head, [events seen]
-# ARGV: id, score, member, min_score, max_count, ttl_ms, channel, event id or '', envelope...
+# The room's history has a byte budget besides its message cap: `bytes` (a string key) holds
+# the sum of the stored members' lengths, kept by every script that adds or removes one; the
+# oldest messages go first when a write would pass the budget.
+_LUA_BYTES = """
+local function total_bytes(messages, bytes)
+  local total = redis.call('GET', bytes)
+  if total then return tonumber(total) end
+  total = 0  -- a history written before the budget existed: counted once
+  for _, m in ipairs(redis.call('ZRANGE', messages, 0, -1)) do total = total + #m end
+  return total
+end
+local function drop(messages, members)
+  local freed = 0
+  for _, m in ipairs(members) do
+    redis.call('ZREM', messages, m)
+    freed = freed + #m
+  end
+  return freed
+end
+"""
+
+# KEYS: messages, head, bytes, [events seen]
+# ARGV: id, score, member, min_score, max_count, ttl_ms, channel, event id or '', max_bytes,
+#       envelope...
 # Returns {1} written, {0, head} id not above the head (retry with a larger id), {2} duplicate.
-_APPEND = _LUA_LESS + """
+_APPEND = _LUA_LESS + _LUA_BYTES + """
 local id = ARGV[1]
-if KEYS[3] and redis.call('SISMEMBER', KEYS[3], ARGV[8]) == 1 then return {2} end
+if KEYS[4] and redis.call('SISMEMBER', KEYS[4], ARGV[8]) == 1 then return {2} end
 local head = redis.call('GET', KEYS[2])
 if head and not less(head, id) then return {0, head} end
+local total = total_bytes(KEYS[1], KEYS[3])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4])
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[5]) + 1))
+total = total + #ARGV[3]
+total = total - drop(KEYS[1], redis.call('ZRANGE', KEYS[1], '-inf', '(' .. ARGV[4], 'BYSCORE'))
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[5])
+if over > 0 then total = total - drop(KEYS[1], redis.call('ZRANGE', KEYS[1], 0, over - 1)) end
+local budget = tonumber(ARGV[9])
+while total > budget and redis.call('ZCARD', KEYS[1]) > 1 do
+  total = total - drop(KEYS[1], redis.call('ZRANGE', KEYS[1], 0, 0))
+end
+redis.call('SET', KEYS[3], total, 'PX', ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('SET', KEYS[2], id, 'PX', ARGV[6])
-if KEYS[3] then
-  redis.call('SADD', KEYS[3], ARGV[8])
-  redis.call('PEXPIRE', KEYS[3], ARGV[6])
+if KEYS[4] then
+  redis.call('SADD', KEYS[4], ARGV[8])
+  redis.call('PEXPIRE', KEYS[4], ARGV[6])
 end
-for i = 9, #ARGV do redis.call('PUBLISH', ARGV[7], ARGV[i]) end
+for i = 10, #ARGV do redis.call('PUBLISH', ARGV[7], ARGV[i]) end
 return {1}
 """
 
@@ -92,11 +122,15 @@ return redis.call('ZRANGE', KEYS[1], cursor_ms, min_score, 'BYSCORE', 'REV', 'LI
 # Compare-and-swap of one message: replaces (or, with an empty new member, removes) `old` only
 # if it is still there, and publishes the change. An edit and a delete of one message are
 # serialised here, so neither can act on a version the other already replaced.
-# KEYS: messages. ARGV: old member, new member or '', score, channel, envelope
-_SWAP = """
+# KEYS: messages, bytes. ARGV: old member, new member or '', score, channel, envelope
+_SWAP = _LUA_BYTES + """
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+local total = total_bytes(KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
 if ARGV[2] ~= '' then redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2]) end
+local ttl = redis.call('PTTL', KEYS[1])
+total = total - #ARGV[1] + #ARGV[2]
+if ttl > 0 then redis.call('SET', KEYS[2], total, 'PX', ttl) else redis.call('SET', KEYS[2], total) end
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 """
@@ -130,6 +164,7 @@ class ChatStore:
         self.redis = redis
         self.ttl_ms = settings.chat_ttl_seconds * 1000
         self.max_messages = settings.chat_max_messages
+        self.max_bytes = settings.chat_max_bytes
         self._append = redis.register_script(_APPEND)
         self._page = redis.register_script(_PAGE)
         self._swap = redis.register_script(_SWAP)
@@ -143,13 +178,13 @@ class ChatStore:
         self, message: StoredMessage, envelopes: list[str], event_id: UUID | None = None
     ) -> AppendResult:
         room_id = message.room_id
-        keys_ = [keys.chat_messages(room_id), head_key(room_id)]
+        keys_ = [keys.chat_messages(room_id), head_key(room_id), keys.chat_bytes(room_id)]
         if event_id is not None:
             keys_.append(keys.chat_events_seen(room_id))
         args: list[str | int] = [
             str(message.id), message.score, message.to_member(), self._min_score(),
             self.max_messages, self.ttl_ms, keys.chat_channel(room_id),
-            str(event_id) if event_id is not None else "", *envelopes,
+            str(event_id) if event_id is not None else "", self.max_bytes, *envelopes,
         ]
         result = await self._append(keys=keys_, args=args)
         code = int(result[0])
@@ -204,7 +239,7 @@ class ChatStore:
         version; False when a concurrent edit or delete got there first."""
         score = new.score if new is not None else 0
         result = await self._swap(
-            keys=[keys.chat_messages(room_id)],
+            keys=[keys.chat_messages(room_id), keys.chat_bytes(room_id)],
             args=[
                 old_member, new.to_member() if new is not None else "", score,
                 keys.chat_channel(room_id), envelope,

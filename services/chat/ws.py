@@ -227,7 +227,7 @@ def _decode(message: MutableMapping[str, Any], max_bytes: int) -> dict[str, Any]
         return fanout.CLOSE_TOO_BIG
     try:
         frame = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, a huge number, nesting past the parser
         return fanout.CLOSE_BAD_FRAME
     if not isinstance(frame, dict):
         return fanout.CLOSE_BAD_FRAME

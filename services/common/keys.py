@@ -43,6 +43,11 @@ def chat_events_seen(room_id: UUID | str) -> str:
     return f"chat:room:{{{room_id}}}:events"
 
 
+def chat_bytes(room_id: UUID | str) -> str:
+    """String: the bytes the room's stored messages take, for its history byte budget."""
+    return f"chat:room:{{{room_id}}}:bytes"
+
+
 def room_key_names(room_id: UUID | str) -> list[str]:
     """Every key a room has: cleanup deletes them by name, with no SCAN of the keyspace."""
     return [
@@ -52,6 +57,7 @@ def room_key_names(room_id: UUID | str) -> list[str]:
         chat_messages(room_id),
         chat_head(room_id),
         chat_events_seen(room_id),
+        chat_bytes(room_id),
     ]
 
 

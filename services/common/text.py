@@ -33,11 +33,32 @@ def check_no_controls(value: str, what: str, allowed: frozenset[str] = frozenset
             raise ValueError(f"{what} must not contain control characters")
 
 
+_ZWJ = "\u200d"
+# What may stand between a pictograph and a zero-width joiner: a variation selector (U+FE0F)
+# or a skin tone (U+1F3FB–U+1F3FF).
+_EMOJI_TRAILERS = {"\ufe0f"} | {chr(c) for c in range(0x1F3FB, 0x1F400)}
+
+
+def _pictographic(ch: str) -> bool:
+    return _category(ch) == "So" or 0x1F000 <= ord(ch) <= 0x1FAFF
+
+
+def _joins_emoji(value: str, i: int) -> bool:
+    """A zero-width joiner inside an emoji sequence (👩‍👩‍👧): it draws one picture, hides
+    nothing, so it is allowed there and nowhere else."""
+    before = i - 1
+    while before >= 0 and value[before] in _EMOJI_TRAILERS:
+        before -= 1
+    after = i + 1
+    return before >= 0 and after < len(value) and _pictographic(value[before]) and _pictographic(value[after])
+
+
 def check_no_format(value: str, what: str) -> None:
     """No format characters (category Cf): bidi overrides such as U+202E, zero-width
-    characters, tag characters: they make a name look like another or hide text."""
-    for ch in value:
-        if _category(ch) == "Cf":
+    characters, tag characters: they make a name look like another or hide text. The one
+    exception is the joiner inside an emoji sequence."""
+    for i, ch in enumerate(value):
+        if _category(ch) == "Cf" and not (ch == _ZWJ and _joins_emoji(value, i)):
             raise ValueError(f"{what} must not contain invisible or direction-changing characters")
 
 

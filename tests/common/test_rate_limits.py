@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import app_client, hdr, new_pid
+from helpers import GATEWAY_PEER, app_client, hdr, new_pid
 from rooms.main import create_app
 from rooms.settings import RoomsSettings
 from stack import Stack, free_port
@@ -38,7 +38,7 @@ async def _wait_until_accepted(call, timeout: float = 5.0) -> httpx.Response:
 
 async def test_create_room_limit_trips_at_its_value_and_resets():
     settings = limited_rooms(rate_limit_create_room="3/2seconds")
-    async with app_client(create_app(settings)) as client:
+    async with app_client(create_app(settings), client=GATEWAY_PEER) as client:
         # A fresh address of its own for this test, so no other test shares its counter.
         ip = {"X-Real-IP": f"192.0.2.{os.getpid() % 250}"}
         statuses = []
@@ -58,9 +58,22 @@ async def test_create_room_limit_trips_at_its_value_and_resets():
         assert again.status_code == 201
 
 
+async def test_a_forwarded_address_from_anyone_but_the_gateway_is_not_believed():
+    """Somebody who reaches the rooms port directly cannot pick the address a limit counts:
+    its X-Real-IP / X-Forwarded-For are ignored, its own address is counted."""
+    settings = limited_rooms(rate_limit_create_room="2/2seconds")
+    async with app_client(create_app(settings), client=("198.51.100.23", 4000)) as client:
+        statuses = []
+        for i in range(3):
+            spoof = {"X-Real-IP": f"192.0.2.{10 + i}", "X-Forwarded-For": f"192.0.2.{20 + i}"}
+            response = await client.post("/api/v1/rooms", json={"title": "r"}, headers=spoof)
+            statuses.append(response.status_code)
+        assert statuses == [201, 201, 429]
+
+
 async def test_join_limit_trips_per_address():
     settings = limited_rooms(rate_limit_join="2/2seconds")
-    async with app_client(create_app(settings)) as client:
+    async with app_client(create_app(settings), client=GATEWAY_PEER) as client:
         room_id = (await client.post("/api/v1/rooms", json={"title": "r"})).json()["room"]["id"]
         ip = {"X-Real-IP": "192.0.2.77"}
 

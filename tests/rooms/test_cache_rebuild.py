@@ -36,7 +36,8 @@ async def test_after_redis_loses_the_room_participants_and_membership_are_still_
     resolver = MembershipResolver(
         redis_client, "http://rooms.internal", headers=internal_headers(CommonSettings())
     )
-    resolver.http = type(api)(transport=api._transport, base_url="http://rooms.internal")
+    resolver.http = type(api)(transport=api._transport, base_url="http://rooms.internal",
+                              headers=internal_headers(CommonSettings()))
     try:
         bob_view = await resolver.resolve(room.id, bob)
         assert bob_view.room_status == "active"

@@ -59,12 +59,31 @@ async def test_client_ip_and_user_agent_are_stored_and_never_returned(api, db):
     row = await db.fetchrow(
         "SELECT host(client_ip) AS ip, user_agent FROM room_participants WHERE participant_id = $1", pid
     )
-    assert row["ip"] == "203.0.113.9"
+    # A direct peer's X-Real-IP is not believed: its own address is stored.
+    assert row["ip"] == "198.51.100.7"
     assert row["user_agent"] == "TestAgent/1.0"
     rid = response.json()["room"]["id"]
     for url in (f"/api/v1/rooms/{rid}", f"/api/v1/rooms/{rid}/participants"):
         text = (await api.get(url)).text
         assert "client_ip" not in text and "user_agent" not in text and "203.0.113.9" not in text
+
+
+async def test_the_address_the_gateway_saw_is_stored(rooms_app, db):
+    import httpx
+
+    from helpers import GATEWAY_PEER
+
+    transport = httpx.ASGITransport(app=rooms_app.app, client=GATEWAY_PEER)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as via_gateway:
+        pid = new_pid()
+        response = await via_gateway.post(
+            "/api/v1/rooms", json={"title": "IP"}, headers={**hdr(pid), "X-Real-IP": "203.0.113.9"}
+        )
+    assert response.status_code == 201
+    row = await db.fetchrow(
+        "SELECT host(client_ip) AS ip FROM room_participants WHERE participant_id = $1", pid
+    )
+    assert row["ip"] == "203.0.113.9"
 
 
 @pytest.mark.e2e
