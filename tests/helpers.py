@@ -6,11 +6,13 @@ import json
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import nats
+import uvicorn
 from fastapi import FastAPI
 
 
@@ -92,3 +94,36 @@ class EventReader:
             if len(got) >= expected or time.monotonic() > deadline:
                 return got
             await asyncio.sleep(0.2)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn inside the test's event loop; the signals stay pytest's."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class Served:
+    url: str
+    app: FastAPI
+
+
+@contextlib.asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[Served]:
+    """Serves `app` (lifespan included) on a free port."""
+    from stack import free_port
+
+    port = free_port()
+    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+                                    access_log=False, timeout_graceful_shutdown=2))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "server did not start"
+        await asyncio.sleep(0.01)
+    try:
+        yield Served(f"http://127.0.0.1:{port}", app)
+    finally:
+        server.should_exit = True
+        await task

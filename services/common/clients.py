@@ -43,7 +43,13 @@ def create_redis(settings: CommonSettings) -> aioredis.Redis:
         from redis.asyncio.cluster import RedisCluster
 
         return RedisCluster.from_url(settings.redis_cluster_url, **options)  # type: ignore[return-value]
-    return aioredis.from_url(settings.redis_url, **options)
+    # A bounded pool whose callers wait (up to the dependency timeout) for a free connection:
+    # a burst (the janitor cleaning a hundred rooms at once) queues instead of failing with
+    # "too many connections".
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.redis_max_connections, timeout=timeout, **options
+    )
+    return aioredis.Redis.from_pool(pool)
 
 
 class Nats:

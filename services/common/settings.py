@@ -23,6 +23,8 @@ class CommonSettings(BaseSettings):
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/veche"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_cluster_url: str | None = None
+    # Connections one process keeps to Redis; more callers at once wait for one.
+    redis_max_connections: int = 64
     nats_url: str = "nats://127.0.0.1:4222"
     # A run (or a test run) can use its own stream and subject prefix so runs never mix.
     nats_stream: str = "ROOMS"

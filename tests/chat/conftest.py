@@ -5,56 +5,20 @@ is missing). Chat runs in-process too: over ASGITransport for REST tests (`chat_
 behind its own uvicorn server for WebSocket tests that need special settings
 (`chat_server`). The e2e chat tests use the session `stack` of tests/conftest.py."""
 
-import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from chat.main import create_app as create_chat_app
 from chat.settings import ChatSettings
-from helpers import app_client
+from helpers import Served, app_client, serve  # noqa: F401 - Served is re-exported
 from rooms.main import create_app as create_rooms_app
 from rooms.settings import RoomsSettings
-from stack import free_port
 from tests.chat.support import Room
-
-
-class _Server(uvicorn.Server):
-    """uvicorn inside the test's event loop; the signals stay pytest's."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@dataclass
-class Served:
-    url: str
-    app: FastAPI
-
-
-@contextlib.asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[Served]:
-    """Serves `app` (lifespan included) on a free port."""
-    port = free_port()
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                    access_log=False, timeout_graceful_shutdown=2))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "server did not start"
-        await asyncio.sleep(0.01)
-    try:
-        yield Served(f"http://127.0.0.1:{port}", app)
-    finally:
-        server.should_exit = True
-        await task
 
 
 def chat_settings(rooms_url: str, **overrides: Any) -> ChatSettings:
