@@ -89,6 +89,14 @@ def dynamic_config(cfg: GatewayConfig) -> dict[str, object]:
         "priority": 200,
         "middlewares": api_mw,
     }
+    # Any other API or socket path is a problem+json 404 from rooms, never the web client's page
+    # or Traefik's plain text.
+    routers["api-unknown"] = {
+        "rule": "PathPrefix(`/api/`) || PathPrefix(`/ws/`)",
+        "service": "rooms",
+        "priority": 100,
+        "middlewares": api_mw,
+    }
     for name in SERVICES:
         strip = f"strip-{name}"
         middlewares[strip] = {"stripPrefix": {"prefixes": [f"/_/{name}"]}}

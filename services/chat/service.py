@@ -2,6 +2,7 @@
 room events produce. Testable without HTTP; raises the common problem errors."""
 
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,7 +16,7 @@ from chat.schemas import SYSTEM_DISPLAY_NAME, MessageView, StoredMessage, create
 from chat.settings import ChatSettings
 from chat.store import ChatStore
 from common import presence
-from common.errors import MessageNotFound, NotAParticipant, NotAuthor, Unavailable
+from common.errors import MessageNotFound, NotAParticipant, NotAuthor, RoomNotFound, Unavailable
 from common.events import PublicParticipant, RoomEvent
 from common.ids import parse_uuid7, uuid7
 from common.membership import MembershipResolver
@@ -26,6 +27,8 @@ MESSAGES = Counter("veche_chat_messages_total", "Chat messages written", ["messa
 
 # Attempts of a write that lost a race (an id below the room's head, a concurrent edit):
 # each retry is only needed when another writer got in between, so a handful is plenty.
+log = logging.getLogger("veche.chat")
+
 _ATTEMPTS = 10
 
 
@@ -177,6 +180,15 @@ class ChatService:
         if event.occurred_at < utcnow() - max_age:
             return  # stale news (a consumer catching up on old history): tell nobody
         if event.type == "room.ended":
+            # Only what rooms stands behind: the room's status as rooms keeps it (the hash, or
+            # rooms itself when the hash is gone), so a forged event closes no live room.
+            try:
+                status = (await self.membership.resolve(event.room_id, None)).room_status
+            except RoomNotFound:
+                return  # deleted already: no socket of it is left to tell
+            if status != "ended":
+                log.warning("room.ended for room %s, which is not ended: ignored", event.room_id)
+                return
             await self.store.publish_once(
                 event.room_id, event.event_id, [fanout.ended_envelope()]
             )

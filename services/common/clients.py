@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import nats
+import nats.js.errors
 import redis.asyncio as aioredis
 from nats.aio.client import Client as NatsClient
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
@@ -52,6 +53,15 @@ def create_redis(settings: CommonSettings) -> aioredis.Redis:
     return aioredis.Redis.from_pool(pool)
 
 
+def nats_credentials(settings: CommonSettings) -> dict[str, str]:
+    """The connect options carrying this service's NATS credentials, when it has any."""
+    if settings.nats_creds_file:
+        return {"user_credentials": settings.nats_creds_file}
+    if settings.nats_user:
+        return {"user": settings.nats_user, "password": settings.nats_password or ""}
+    return {}
+
+
 class Nats:
     """A NATS connection that keeps trying in the background, so a service starts (and its
     requests succeed) while NATS is down, and picks NATS up when it comes back."""
@@ -76,6 +86,7 @@ class Nats:
             try:
                 client = await nats.connect(
                     self.settings.nats_url,
+                    **nats_credentials(self.settings),
                     connect_timeout=2,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
@@ -128,8 +139,15 @@ class Nats:
 
 
 async def ensure_stream(client: NatsClient, settings: CommonSettings) -> None:
-    """Create (or keep) the JetStream stream of room events."""
+    """Creates the JetStream stream of room events when it does not exist. An existing stream
+    is kept as it is: an operator may have given it more replicas or other limits, and a
+    service (whose NATS user may not update streams) never changes them."""
     js = client.jetstream()
+    try:
+        await js.stream_info(settings.nats_stream)
+        return
+    except nats.js.errors.NotFoundError:
+        pass
     config = StreamConfig(
         name=settings.nats_stream,
         subjects=[f"{settings.nats_subject_prefix}.>"],
@@ -140,5 +158,6 @@ async def ensure_stream(client: NatsClient, settings: CommonSettings) -> None:
     )
     try:
         await js.add_stream(config)
-    except Exception:  # noqa: BLE001 - exists with another config: update it
-        await js.update_stream(config)
+    except nats.js.errors.BadRequestError as exc:
+        if exc.err_code != 10058:  # "stream name already in use": another service was quicker
+            raise

@@ -26,6 +26,11 @@ class CommonSettings(BaseSettings):
     # Connections one process keeps to Redis; more callers at once wait for one.
     redis_max_connections: int = 64
     nats_url: str = "nats://127.0.0.1:4222"
+    # This service's own NATS user (deploy/nats/nats.conf gives each service a user whose
+    # publish rights cover only its own subjects), or a credentials file (JWT + NKEY).
+    nats_user: str | None = None
+    nats_password: str | None = None
+    nats_creds_file: str | None = None
     # A run (or a test run) can use its own stream and subject prefix so runs never mix.
     nats_stream: str = "ROOMS"
     nats_subject_prefix: str = "rooms"

@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 import redis.asyncio as aioredis
@@ -48,8 +48,10 @@ class RoomEndedCleanup:
         durable: str,
         grace_seconds: float,
         extra_keys: Callable[[UUID], list[str]] = lambda room_id: [],
+        has_ended: Callable[[UUID], Awaitable[bool]] | None = None,
     ) -> None:
         self.redis = redis
+        self.has_ended = has_ended
         self.extra_keys = extra_keys
         self.durable = durable
         self.grace_seconds = grace_seconds
@@ -62,6 +64,11 @@ class RoomEndedCleanup:
         try:
             if await self.redis.exists(done):
                 EVENTS_PROCESSED.labels("duplicate").inc()
+                return
+            if self.has_ended is not None and not await self.has_ended(event.room_id):
+                EVENTS_PROCESSED.labels("refused").inc()
+                log.warning("room.ended for room %s, which rooms says is active: ignored",
+                            event.room_id, extra={"fields": {"event_id": str(event.event_id)}})
                 return
             extra = self.extra_keys(event.room_id)
             first = await delete_room_keys(self.redis, event.room_id, extra)

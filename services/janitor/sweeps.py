@@ -57,6 +57,19 @@ class RoomsClient:
             raise RoomsUnavailable(f"{path}: HTTP {response.status_code}")
         return response.json()  # type: ignore[no-any-return]
 
+    async def has_ended(self, room_id: UUID) -> bool:
+        """Whether rooms says the room ended (or no longer knows it): a room.ended event is
+        acted on only then, so a forged or misrouted event cannot wipe a live room."""
+        try:
+            response = await self.http.get(f"/api/v1/rooms/{room_id}")
+        except httpx.HTTPError as exc:
+            raise RoomsUnavailable(f"room {room_id}: {type(exc).__name__}") from exc
+        if response.status_code == 404:
+            return True
+        if response.status_code != 200:
+            raise RoomsUnavailable(f"room {room_id}: HTTP {response.status_code}")
+        return bool(response.json()["status"] == "ended")
+
     async def expire(self, room_id: UUID) -> bool:
         return bool((await self._post(f"/internal/v1/rooms/{room_id}/expire"))["ended"])
 

@@ -41,6 +41,7 @@ class Janitor:
             handler=RoomEndedCleanup(
                 redis, settings.durable_name, settings.janitor_cleanup_grace_seconds,
                 extra_keys=lambda room_id: [room_limit_key(settings, str(room_id))],
+                has_ended=self.rooms.has_ended,
             ),
             ack_wait=settings.janitor_ack_wait_seconds,
             batch=settings.janitor_max_in_flight,

@@ -23,12 +23,16 @@ def interpolate(text: str, env: dict[str, str]) -> str:
     return VAR.sub(one, text)
 
 
-ENV = {"LIVEKIT_API_KEY": "APIabc", "LIVEKIT_API_SECRET": "s" * 40}
+ENV = {
+    "LIVEKIT_API_KEY": "APIabc", "LIVEKIT_API_SECRET": "s" * 40, "INTERNAL_API_TOKEN": "t" * 40,
+    "NATS_ROOMS_PASSWORD": "r", "NATS_CHAT_PASSWORD": "c", "NATS_MEDIA_TOKEN_PASSWORD": "m",
+    "NATS_JANITOR_PASSWORD": "j",
+}
 
 
 def test_compose_refuses_to_start_without_a_livekit_key_pair():
     text = COMPOSE.read_text()
-    for missing in ("LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"):
+    for missing in ENV:
         env = {k: v for k, v in ENV.items() if k != missing}
         with pytest.raises(KeyError, match=missing):
             interpolate(text, env)
@@ -63,3 +67,24 @@ def test_every_service_that_talks_to_livekit_gets_the_same_key_pair():
         env = compose["services"][name]["environment"]
         assert (env["LIVEKIT_API_KEY"], env["LIVEKIT_API_SECRET"]) == ("APIabc", "s" * 40)
         assert env["LIVEKIT_API_URL"] == "http://livekit:7880"
+
+
+def test_each_service_has_its_own_nats_user_and_the_internal_credential():
+    compose = yaml.safe_load(interpolate(COMPOSE.read_text(), ENV))
+    users = {}
+    for name in ("rooms", "chat", "media-token", "janitor"):
+        env = compose["services"][name]["environment"]
+        users[name] = (env["NATS_USER"], env["NATS_PASSWORD"])
+        assert env["INTERNAL_API_TOKEN"] == "t" * 40
+    assert users == {"rooms": ("rooms", "r"), "chat": ("chat", "c"),
+                     "media-token": ("media-token", "m"), "janitor": ("janitor", "j")}
+    nats = compose["services"]["nats"]
+    assert nats["command"][:3] == ["nats-server", "-c", "/etc/nats/nats.conf"]
+    assert set(nats["environment"]) == {k for k in ENV if k.startswith("NATS_")}
+
+
+def test_redis_keeps_its_data_and_a_memory_bound_without_silent_eviction():
+    command = yaml.safe_load(interpolate(COMPOSE.read_text(), ENV))["services"]["redis"]["command"]
+    options = dict(zip(command[1::2], command[2::2], strict=False))
+    assert options["--appendonly"] == "yes" and options["--appendfsync"] == "everysec"
+    assert options["--maxmemory"] == "512mb" and options["--maxmemory-policy"] == "noeviction"

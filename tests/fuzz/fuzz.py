@@ -1,7 +1,8 @@
 """Schemathesis against each service's own OpenAPI document, sent through the gateway.
 
 `make fuzz` runs it long; the test suite runs a short pass of the same (tests/e2e/test_fuzz.py).
-Checks: no 5xx answer, and every answer conforms to the schema of its operation."""
+Checks: no 5xx answer, and every answer conforms to the schema of its operation. Then the
+hostile payload classes of tests/fuzz/hostile.py, over HTTP and the chat WebSocket."""
 
 import subprocess
 import sys
@@ -38,7 +39,7 @@ def fuzz_service(  # type: ignore[no-untyped-def]
 
 def main() -> int:
     root = Path(__file__).resolve().parents[2]
-    sys.path[:0] = [str(root / "deploy" / "local"), str(root / "services")]
+    sys.path[:0] = [str(root / "deploy" / "local"), str(root / "services"), str(Path(__file__).parent)]
     from isolated import isolated_stack
 
     max_examples = int(sys.argv[1]) if len(sys.argv) > 1 else 200
@@ -51,6 +52,16 @@ def main() -> int:
             print(f"=== {service}: exit {result.returncode}\n{result.stdout[-4000:]}{result.stderr[-2000:]}")
             if result.returncode != 0:
                 failed.append(service)
+        import asyncio
+
+        from hostile import hostile_failures
+
+        hostile = asyncio.run(hostile_failures(stack.url))
+        print(f"=== hostile payloads (HTTP and WebSocket): {len(hostile)} failures")
+        for line in hostile:
+            print("  " + line)
+        if hostile:
+            failed.append("hostile payloads")
     print("fuzz failures in: " + ", ".join(failed) if failed else "fuzz: no failures")
     return 1 if failed else 0
 
