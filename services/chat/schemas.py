@@ -33,6 +33,16 @@ class MessageBody(BaseModel):
     content: Content
 
 
+SystemEvent = Literal["joined", "left", "kicked", "timed_out", "host_changed", "room_ended"]
+
+
+class SystemInfo(BaseModel):
+    """What a system message says happened, for clients to word in their own language."""
+
+    event: SystemEvent
+    display_name: str
+
+
 class MessageView(BaseModel):
     """What every member sees of a message: the sender's public id, never its secret."""
 
@@ -44,6 +54,7 @@ class MessageView(BaseModel):
     content: str
     created_at: Timestamp
     edited_at: Timestamp | None = None
+    system: SystemInfo | None = None
 
 
 class MessageList(BaseModel):
@@ -65,6 +76,7 @@ class StoredMessage(BaseModel):
     content: str
     created_at: Timestamp
     edited_at: Timestamp | None = None
+    system: SystemInfo | None = None
 
     @property
     def score(self) -> int:

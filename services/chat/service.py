@@ -12,7 +12,14 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter
 
 from chat import fanout
-from chat.schemas import SYSTEM_DISPLAY_NAME, MessageView, StoredMessage, created_at_of
+from chat.schemas import (
+    SYSTEM_DISPLAY_NAME,
+    MessageView,
+    StoredMessage,
+    SystemEvent,
+    SystemInfo,
+    created_at_of,
+)
 from chat.settings import ChatSettings
 from chat.store import ChatStore
 from common import presence
@@ -48,19 +55,30 @@ class Caller:
         return self.member.role == "host"
 
 
-def system_text(event: RoomEvent) -> str | None:
+# What a ROOMS event says in chat: the machine-readable `system.event`, and the English
+# sentence kept in `content` for clients that do not know the event.
+_SYSTEM_EVENTS: dict[tuple[str, str | None], tuple[SystemEvent, str]] = {
+    ("participant.joined", None): ("joined", "{name} joined"),
+    ("participant.left", "left"): ("left", "{name} left"),
+    ("participant.left", None): ("left", "{name} left"),
+    ("participant.left", "kicked"): ("kicked", "{name} was removed by the host"),
+    ("participant.left", "timeout"): ("timed_out", "{name} left"),
+}
+
+
+def system_message(event: RoomEvent) -> tuple[SystemInfo, str] | None:
+    """(system field, English content) of the event's system message; None when the event
+    posts none (room.created, and the leaves that ending a room implies)."""
     participant = event.participant
     if participant is None:
         return None
+    known = _SYSTEM_EVENTS.get((event.type, event.reason if event.type == "participant.left" else None))
+    if known is None:
+        return None
+    kind, template = known
     name = participant.display_name
-    if event.type == "participant.joined":
-        return f"{name} joined"
-    if event.type == "participant.left":
-        if event.reason == "kicked":
-            return f"{name} was removed by the host"
-        if event.reason in ("left", "timeout", None):
-            return f"{name} left"
-    return None
+    return SystemInfo(event=kind, display_name=name), template.format(name=name)
+
 
 
 class ChatService:
@@ -194,9 +212,10 @@ class ChatService:
             )
             return
         participant = event.participant
-        text = system_text(event)
-        if participant is None or text is None:
+        described = system_message(event)
+        if participant is None or described is None:
             return  # room.created, and the leaves that ending a room implies
+        system, text = described
         if event.type == "participant.joined":
             frames = [fanout.joined_envelope(participant)]
         else:
@@ -212,6 +231,7 @@ class ChatService:
                 message_type="system",
                 content=text,
                 created_at=created_at_of(message_id),
+                system=system,
             )
 
         if await self._append(build, frames, event.event_id) is not None:

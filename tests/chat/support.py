@@ -16,7 +16,7 @@ from helpers import hdr, new_pid
 
 MESSAGE_KEYS = {
     "id", "room_id", "sender_id", "display_name", "message_type", "content", "created_at",
-    "edited_at",
+    "edited_at", "system",
 }
 
 
@@ -124,6 +124,13 @@ def assert_message(message: dict[str, Any]) -> None:
     assert message["created_at"].endswith("Z") and len(message["created_at"]) == 24
     if message["edited_at"] is not None:
         assert message["edited_at"].endswith("Z")
+    if message["message_type"] == "user":
+        assert message["system"] is None
+    else:
+        assert set(message["system"]) == {"event", "display_name"}
+        assert message["system"]["event"] in (
+            "joined", "left", "kicked", "timed_out", "host_changed", "room_ended"
+        )
 
 
 def assert_no_secret(text: str, secrets: list[str]) -> None:

@@ -433,3 +433,21 @@ async def test_chat_asks_rooms_when_the_membership_hash_is_missing(room: Room):
     assert message["sender_id"] == anna.public_id
     stranger = await room.chat.get(room.messages_url, headers=hdr(new_pid()))
     problem(stranger, 403, "not_a_participant")
+
+
+async def test_system_messages_say_what_happened_in_a_machine_readable_field(room: Room):
+    anna = await room.join("Anna")
+    boris = await room.join("Boris")
+    await room.leave(anna)
+    await room.kick(boris)
+    lines = {}
+    for content in ("Anna joined", "Anna left", "Boris was removed by the host"):
+        message = await room.wait_for_system(content)
+        lines[content] = message["system"]
+    assert lines == {
+        "Anna joined": {"event": "joined", "display_name": "Anna"},
+        "Anna left": {"event": "left", "display_name": "Anna"},
+        "Boris was removed by the host": {"event": "kicked", "display_name": "Boris"},
+    }
+    posted = await room.post(room.host, "plain")
+    assert posted["system"] is None

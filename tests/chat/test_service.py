@@ -157,6 +157,8 @@ async def test_ending_a_room_publishes_room_ended_once_and_no_system_messages(
     left = RoomEvent(type="participant.left", room_id=room_id, participant=member(),
                      reason="room_ended")
     ended = RoomEvent(type="room.ended", room_id=room_id)
+    # What rooms writes when it ends a room (before the event is published).
+    await redis_client.hset(keys.room_participants(room_id), keys.ROOM_STATUS_FIELD, "ended")
     async with ChannelTap(redis_client, room_id) as tap:
         await services[0].on_room_event(left)
         await asyncio.gather(*(s.on_room_event(ended) for s in services * 3))
@@ -171,3 +173,12 @@ async def test_events_older_than_the_max_age_post_nothing(services):
     stale = joined(room_id, member(), occurred_at=utcnow() - timedelta(seconds=max_age + 5))
     await services[0].on_room_event(stale)
     assert await services[0].store.page(room_id, limit=10) == []
+
+
+async def test_a_room_ended_event_for_a_room_rooms_keeps_active_publishes_nothing(services, redis_client):
+    room_id = uuid.uuid4()
+    await redis_client.hset(keys.room_participants(room_id), keys.ROOM_STATUS_FIELD, "active")
+    async with ChannelTap(redis_client, room_id) as tap:
+        await services[0].on_room_event(RoomEvent(type="room.ended", room_id=room_id))
+        envelopes = await tap.collect(1, timeout=1)
+    assert envelopes == []
