@@ -389,3 +389,24 @@ async def test_full_room_shows_room_full(tabs, gw, stack):
 def test_screenshots_folder_is_git_ignored():
     ignored = (SCREENSHOTS.parents[1] / ".gitignore").read_text().split()
     assert "test-artifacts/" in ignored or "test-artifacts" in ignored
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [
+        ("ru-RU", {2: "Все 2 места заняты", 5: "Все 5 мест заняты", 21: "Все 21 место занято"}),
+        ("en-US", {2: "All 2 places are taken", 5: "All 5 places are taken", 21: "All 21 places are taken"}),
+    ],
+)
+async def test_counts_are_worded_with_the_languages_plural_rules(tabs, locale, expected):
+    tab = await tabs(locale)
+    await tab.page.goto("/")
+    worded = await tab.page.evaluate(
+        """async (counts) => {
+            const { t } = await import('/i18n.js');
+            return Object.fromEntries(counts.map((n) => [n, t('screen.full.text', { max: n })]));
+        }""",
+        list(expected),
+    )
+    for count, start in expected.items():
+        assert worded[str(count)].startswith(start), worded

@@ -316,7 +316,7 @@ export class ChatPanel {
 
   buildRow(message) {
     const isSystem = message.message_type === 'system';
-    const text = isSystem ? systemText(message.content ?? '') : (message.content ?? '');
+    const text = isSystem ? systemText(message) : (message.content ?? '');
     const isOwn = !isSystem && Boolean(this.self?.id) && message.sender_id === this.self.id;
     const canEdit = isOwn;
     const canDelete = isOwn || this.self?.role === 'host';
@@ -461,18 +461,18 @@ export class ChatPanel {
   }
 }
 
-// The server writes system messages from fixed English templates; show them in the page's
-// language. Anything else is shown as it came.
-const SYSTEM_TEMPLATES = [
-  [/^(.+) was removed by the host$/s, 'system.removed'],
-  [/^(.+) joined$/s, 'system.joined'],
-  [/^(.+) left$/s, 'system.left'],
-];
+// A system message says what happened in its `system` field; it is worded here in the page's
+// language. An event this page does not know is shown with the server's English `content`.
+const SYSTEM_KEYS = {
+  joined: 'system.joined',
+  left: 'system.left',
+  kicked: 'system.removed',
+  timed_out: 'system.timedOut',
+  host_changed: 'system.hostChanged',
+  room_ended: 'system.roomEnded',
+};
 
-function systemText(content) {
-  for (const [pattern, key] of SYSTEM_TEMPLATES) {
-    const match = pattern.exec(content);
-    if (match) return t(key, { name: match[1] });
-  }
-  return content;
+function systemText(message) {
+  const key = SYSTEM_KEYS[message.system?.event];
+  return key ? t(key, { name: message.system.display_name ?? '' }) : (message.content ?? '');
 }

@@ -95,6 +95,9 @@ const en = {
   'system.joined': '{name} joined',
   'system.left': '{name} left',
   'system.removed': '{name} was removed by the host',
+  'system.timedOut': '{name} left (connection lost)',
+  'system.hostChanged': '{name} is now the host',
+  'system.roomEnded': 'The meeting has ended',
   'chat.empty': 'No messages yet. Say hello!',
   'chat.older': 'Show earlier messages',
   'chat.connecting': 'Connecting…',
@@ -108,7 +111,11 @@ const en = {
   'screen.notFound.title': 'Meeting not found',
   'screen.notFound.text': 'Check the link. The meeting may have expired.',
   'screen.full.title': 'The meeting is full',
-  'screen.full.text': 'All {max} places are taken. Try again when someone leaves.',
+  // Plural forms by Intl.PluralRules category of {max}.
+  'screen.full.text': {
+    one: 'The only place is taken. Try again when someone leaves.',
+    other: 'All {max} places are taken. Try again when someone leaves.',
+  },
   'screen.full.textNoMax': 'All places are taken. Try again when someone leaves.',
   'screen.ended.title': 'The meeting has ended',
   'screen.ended.text': 'Thanks for taking part.',
@@ -226,6 +233,9 @@ const ru = {
   'system.joined': '{name} присоединился(-лась)',
   'system.left': '{name} вышел(-ла)',
   'system.removed': '{name} удалён(-а) организатором',
+  'system.timedOut': '{name} вышел(-ла): связь потеряна',
+  'system.hostChanged': '{name} теперь организатор',
+  'system.roomEnded': 'Встреча завершена',
   'chat.empty': 'Сообщений пока нет. Поздоровайтесь!',
   'chat.older': 'Показать более ранние',
   'chat.connecting': 'Подключение…',
@@ -239,7 +249,12 @@ const ru = {
   'screen.notFound.title': 'Встреча не найдена',
   'screen.notFound.text': 'Проверьте ссылку. Возможно, срок встречи истёк.',
   'screen.full.title': 'Во встрече нет мест',
-  'screen.full.text': 'Все {max} мест заняты. Попробуйте, когда кто-нибудь выйдет.',
+  'screen.full.text': {
+    one: 'Все {max} место занято. Попробуйте, когда кто-нибудь выйдет.',
+    few: 'Все {max} места заняты. Попробуйте, когда кто-нибудь выйдет.',
+    many: 'Все {max} мест заняты. Попробуйте, когда кто-нибудь выйдет.',
+    other: 'Все {max} места заняты. Попробуйте, когда кто-нибудь выйдет.',
+  },
   'screen.full.textNoMax': 'Все места заняты. Попробуйте, когда кто-нибудь выйдет.',
   'screen.ended.title': 'Встреча завершена',
   'screen.ended.text': 'Спасибо за участие.',
@@ -273,9 +288,18 @@ function pickLanguage() {
 export const lang = pickLanguage();
 const strings = catalogs[lang];
 
-/** The string for `key` in the page language, with `{name}` placeholders filled from `vars`. */
+const plurals = new Intl.PluralRules(lang);
+
+/**
+ * The string for `key` in the page language, with `{name}` placeholders filled from `vars`.
+ * A string with plural forms picks the form for `vars.count` (or `vars.max`).
+ */
 export function t(key, vars = {}) {
-  const template = strings[key] ?? en[key] ?? key;
+  let template = strings[key] ?? en[key] ?? key;
+  if (typeof template === 'object') {
+    const category = plurals.select(Number(vars.count ?? vars.max ?? 0));
+    template = template[category] ?? template.other;
+  }
   return template.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
 }
 
