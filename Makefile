@@ -3,12 +3,15 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# uv (from PyPI, pinned) manages .venv from uv.lock; it lives in a small venv of its own.
+UV_VERSION := 0.13.9
+UV := $(CURDIR)/.bin/uv/bin/uv
+export UV_PYTHON_DOWNLOADS := never
 # The LiveKit server (the SFU), built from its Go module by `make install` into .bin/.
 # 1.13.5 is the newest release that `go install` can build from the Go module proxy: later
 # ones replace pion modules with forks the proxy does not serve.
 LIVEKIT_VERSION := 1.13.5
 BIN := $(CURDIR)/.bin
-export PYTHONPATH := $(CURDIR)/services:$(CURDIR)/services/media-token:$(CURDIR)/deploy/local
 
 .PHONY: install livekit run test lint fmt bench fuzz clean
 
@@ -17,30 +20,33 @@ install: $(VENV)/.installed livekit
 livekit:
 	@deploy/local/install-livekit.sh $(LIVEKIT_VERSION) $(BIN)
 
-$(VENV)/.installed: requirements.lock pyproject.toml $(wildcard web/package-lock.json)
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+$(UV):
+	$(PYTHON) -m venv .bin/uv
+	.bin/uv/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: $(UV) uv.lock pyproject.toml $(wildcard services/*/pyproject.toml) gateway/pyproject.toml web/pyproject.toml deploy/local/pyproject.toml $(wildcard web/package-lock.json)
+	$(UV) sync --frozen --python $(PYTHON)
 	if [ -f web/package-lock.json ]; then cd web && npm ci --no-audit --no-fund --loglevel=error; fi
 	touch $@
 
 run: install
-	$(PY) deploy/local/run.py
+	$(PY) -m veche.local.run
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check services tests gateway deploy/local
-	$(VENV)/bin/mypy services/common services/rooms services/chat services/janitor services/media-token/media_token
+	$(VENV)/bin/ruff check services tests gateway deploy
+	$(VENV)/bin/mypy -p veche.common -p veche.rooms -p veche.chat -p veche.janitor -p veche.media_token -p veche.gateway -p veche.local
 
 fmt: install
-	$(VENV)/bin/ruff format services tests gateway deploy/local
+	$(VENV)/bin/ruff format services tests gateway deploy
 
 fuzz: install
-	$(PY) tests/fuzz/fuzz.py $(FUZZ_EXAMPLES)
+	$(PY) -m tests.fuzz.fuzz $(FUZZ_EXAMPLES)
 
 bench: install
-	$(PY) tests/bench/run.py
+	$(PY) -m tests.bench.run
 
 clean:
 	rm -rf .run .pytest_cache

@@ -16,10 +16,10 @@ import pytest
 
 if TYPE_CHECKING:
     import httpx
-    from livekit_server import LiveKitServer
 
-    from infra import LocalInfra
-    from stack import Stack
+    from tests.livekit_server import LiveKitServer
+    from veche.local.infra import LocalInfra
+    from veche.local.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[1]
 # Kept in the environment so a second import of this module (or a child process) agrees.
@@ -38,7 +38,7 @@ _infra: "LocalInfra | None" = None
 
 def _resolve_servers() -> tuple[str, str, str]:
     global _infra
-    from infra import LocalInfra
+    from veche.local.infra import LocalInfra
 
     _infra = LocalInfra(ROOT / ".run" / f"test-{RUN_ID}")
     # Also when the session never gets to its fixtures (a collection error, an interrupt).
@@ -57,7 +57,7 @@ _db_base, _redis_url, _nats_url = _resolve_servers()
 
 # The run's LiveKit server and gateway ports are chosen now, so every process of the run
 # (in-process apps, test rooms processes, the e2e stack) points at this run's LiveKit.
-from stack import free_port  # noqa: E402
+from veche.local.stack import free_port  # noqa: E402
 
 LIVEKIT_PORT = free_port()
 GATEWAY_PORT = free_port()
@@ -145,7 +145,7 @@ def livekit_server() -> Iterator["LiveKitServer"]:
     """This run's real LiveKit server; its webhooks go to the e2e stack's gateway."""
     import tempfile
 
-    from livekit_server import LiveKitServer
+    from tests.livekit_server import LiveKitServer
 
     server = LiveKitServer(
         run_dir=Path(tempfile.mkdtemp(prefix="veche-livekit-")),
@@ -162,7 +162,7 @@ def stack(livekit_server: "LiveKitServer") -> Iterator["Stack"]:
     """The real processes behind the real Traefik, on free ports, for the whole session."""
     import tempfile
 
-    from stack import Stack, free_port
+    from veche.local.stack import Stack, free_port
 
     run_dir = Path(tempfile.mkdtemp(prefix="veche-e2e-"))
     ports = {name: free_port() for name in ("rooms", "chat", "media-token", "janitor", "web")}

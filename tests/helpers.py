@@ -113,7 +113,7 @@ class Served:
 @contextlib.asynccontextmanager
 async def serve(app: FastAPI) -> AsyncIterator[Served]:
     """Serves `app` (lifespan included) on a free port."""
-    from stack import free_port
+    from veche.local.stack import free_port
 
     port = free_port()
     server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from livekit import api as lk
 
-from common.settings import CommonSettings
-from infra import LocalInfra
-from stack import free_port
+from veche.common.settings import CommonSettings
+from veche.local.infra import LocalInfra
+from veche.local.stack import free_port
 
 
 @dataclass

@@ -7,20 +7,14 @@ process with concurrent clients, prints percentiles. Numbers, not assertions."""
 import asyncio
 import os
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "deploy" / "local"), str(ROOT / "services"), str(ROOT / "tests"), str(ROOT)]
-
-from isolated import isolated_stack  # noqa: E402
-
-from tests.bench.media import bench_media  # noqa: E402
+from tests.bench.media import bench_media
+from veche.local.isolated import isolated_stack
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "20"))
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "400"))

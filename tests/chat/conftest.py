@@ -13,12 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
-from chat.main import create_app as create_chat_app
-from chat.settings import ChatSettings
-from helpers import Served, app_client, serve  # noqa: F401 - Served is re-exported
-from rooms.main import create_app as create_rooms_app
-from rooms.settings import RoomsSettings
 from tests.chat.support import Room
+from tests.helpers import Served, app_client, serve  # noqa: F401 - Served is re-exported
+from veche.chat.main import create_app as create_chat_app
+from veche.chat.settings import ChatSettings
+from veche.rooms.main import create_app as create_rooms_app
+from veche.rooms.settings import RoomsSettings
 
 
 def chat_settings(rooms_url: str, **overrides: Any) -> ChatSettings:

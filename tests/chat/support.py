@@ -12,7 +12,7 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from helpers import hdr, new_pid
+from tests.helpers import hdr, new_pid
 
 MESSAGE_KEYS = {
     "id", "room_id", "sender_id", "display_name", "message_type", "content", "created_at",

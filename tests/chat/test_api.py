@@ -8,10 +8,10 @@ import uuid
 import httpx
 import pytest
 
-from common import keys
-from common.ids import uuid7
-from helpers import hdr, new_pid
 from tests.chat.support import Room, assert_message, assert_no_secret
+from tests.helpers import hdr, new_pid
+from veche.common import keys
+from veche.common.ids import uuid7
 
 
 def problem(response: httpx.Response, status: int, code: str) -> dict:

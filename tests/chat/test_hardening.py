@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from common import keys
-from helpers import GATEWAY_PEER, app_client, hdr
 from tests.chat.support import Room, chat_socket, raw_socket
+from tests.helpers import GATEWAY_PEER, app_client, hdr
+from veche.common import keys
 
 LONE_SURROGATE = '{"content": "a\\ud800"}'
 NUL = '{"content": "a\\u0000b"}'
@@ -104,8 +104,8 @@ async def test_leaving_and_joining_again_does_not_reset_the_send_limit(chat_app,
 
 
 async def test_one_address_has_a_send_limit_over_all_its_identities(rooms_url, rooms_api):
-    from chat.main import create_app
     from tests.chat.conftest import chat_settings
+    from veche.chat.main import create_app
 
     app = create_app(chat_settings(rooms_url, rate_limit_chat_send_address="4/30seconds"))
     async with app_client(app, client=GATEWAY_PEER) as chat:

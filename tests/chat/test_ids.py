@@ -3,7 +3,7 @@
 import time
 from uuid import UUID
 
-from common.ids import Uuid7Generator, is_uuid7, parse_uuid7, timestamp_ms, uuid7
+from veche.common.ids import Uuid7Generator, is_uuid7, parse_uuid7, timestamp_ms, uuid7
 
 
 def test_ids_are_version_7_with_the_rfc_variant_and_the_current_time():

@@ -7,9 +7,9 @@ import uuid
 import httpx
 import pytest
 
-from helpers import hdr
-from stack import Process, free_port, healthy, uvicorn_cmd
 from tests.chat.support import Room, chat_socket
+from tests.helpers import hdr
+from veche.local.stack import Process, free_port, healthy, uvicorn_cmd
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +41,7 @@ async def test_a_message_posted_to_one_replica_reaches_sockets_on_every_replica(
 async def test_sigterm_closes_sockets_with_1012_and_the_client_resumes_with_after(stack, gw):
     port = free_port()
     env = {**stack.process("chat").env, "CHAT_EVENTS_DURABLE": f"chat-{uuid.uuid4().hex[:8]}"}
-    process = Process("chat-sigterm", uvicorn_cmd("chat.main:create_app", port), port, env)
+    process = Process("chat-sigterm", uvicorn_cmd("veche.chat.main:create_app", port), port, env)
     stack.start_process(process)
     try:
         deadline = time.monotonic() + 30

@@ -12,13 +12,13 @@ from uuid import UUID
 
 import pytest
 
-from chat.schemas import StoredMessage, created_at_of
-from chat.service import Caller, ChatService
-from chat.store import head_key
-from common import keys
-from common.events import PublicParticipant, RoomEvent
-from common.ids import timestamp_ms
-from common.timefmt import utcnow
+from veche.chat.schemas import StoredMessage, created_at_of
+from veche.chat.service import Caller, ChatService
+from veche.chat.store import head_key
+from veche.common import keys
+from veche.common.events import PublicParticipant, RoomEvent
+from veche.common.ids import timestamp_ms
+from veche.common.timefmt import utcnow
 
 
 def member(name: str = "Anna", role: str = "participant") -> PublicParticipant:

@@ -8,7 +8,6 @@ import uuid
 import pytest
 import websockets
 
-from helpers import hdr, new_pid
 from tests.chat.support import (
     MESSAGE_KEYS,
     Room,
@@ -18,6 +17,7 @@ from tests.chat.support import (
     chat_socket,
     raw_socket,
 )
+from tests.helpers import hdr, new_pid
 
 pytestmark = pytest.mark.e2e
 

@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 import httpx
 import websockets
 
-from common import keys
-from helpers import hdr
 from tests.chat.conftest import Served
 from tests.chat.support import Room, chat_socket, raw_socket
+from tests.helpers import hdr
+from veche.common import keys
 
 
 @contextlib.asynccontextmanager
@@ -184,7 +184,7 @@ async def test_a_frame_over_the_size_limit_closes_1009(rooms_api, chat_server):
 async def test_an_idle_fanout_connection_answers_its_liveness_pings_and_stays_up(
     rooms_api, chat_server, monkeypatch
 ):
-    from chat.fanout import Fanout
+    from veche.chat.fanout import Fanout
 
     monkeypatch.setattr(Fanout, "PING_SECONDS", 0.1)
     async with (

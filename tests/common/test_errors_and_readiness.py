@@ -1,9 +1,9 @@
 """The shared HTTP frame: problem+json shapes, body limit, readiness against real deps."""
 
 
-from helpers import app_client
-from rooms.main import create_app
-from rooms.settings import RoomsSettings
+from tests.helpers import app_client
+from veche.rooms.main import create_app
+from veche.rooms.settings import RoomsSettings
 
 
 async def test_readyz_is_200_with_its_real_dependencies():

@@ -11,12 +11,12 @@ import pytest
 from fastapi import APIRouter
 from pydantic import ValidationError
 
-from common.internal import internal_headers
-from common.settings import CommonSettings
-from common.web import create_app as create_service_app
-from helpers import app_client, hdr, new_pid, serve
-from rooms.main import create_app as create_rooms_app
-from rooms.settings import RoomsSettings
+from tests.helpers import app_client, hdr, new_pid, serve
+from veche.common.internal import internal_headers
+from veche.common.settings import CommonSettings
+from veche.common.web import create_app as create_service_app
+from veche.rooms.main import create_app as create_rooms_app
+from veche.rooms.settings import RoomsSettings
 
 JSON = {"Content-Type": "application/json"}
 
@@ -241,7 +241,7 @@ async def test_a_body_that_does_not_arrive_in_time_is_408():
 
 async def test_janitor_style_bursts_do_not_exhaust_the_redis_pool():
     """Many calls at once wait for a pooled connection instead of failing (L6)."""
-    from common.clients import create_redis
+    from veche.common.clients import create_redis
 
     redis = create_redis(CommonSettings(redis_max_connections=4))
     try:

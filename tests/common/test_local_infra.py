@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from infra import LocalInfra, is_local_livekit
-from stack import ROOT, free_port, port_open
+from veche.local.infra import LocalInfra, is_local_livekit
+from veche.local.stack import ROOT, free_port, port_open
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import nats
 import pytest
 from nats.js.api import ConsumerConfig
 
-from common.clients import Nats, ensure_stream
-from common.settings import CommonSettings
-from stack import ROOT, bin_path, free_port, port_open
+from veche.common.clients import Nats, ensure_stream
+from veche.common.settings import CommonSettings
+from veche.local.stack import ROOT, bin_path, free_port, port_open
 
 CONF = ROOT / "deploy" / "nats" / "nats.conf"
 PASSWORDS = {

@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import GATEWAY_PEER, app_client, hdr, new_pid
-from rooms.main import create_app
-from rooms.settings import RoomsSettings
-from stack import Stack, free_port
+from tests.helpers import GATEWAY_PEER, app_client, hdr, new_pid
+from veche.local.stack import Stack, free_port
+from veche.rooms.main import create_app
+from veche.rooms.settings import RoomsSettings
 
 
 def assert_rate_limited(response: httpx.Response, max_retry: int) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from helpers import hdr, new_pid
+from tests.helpers import hdr, new_pid
 
 from .browser import (
     CHROMIUM,

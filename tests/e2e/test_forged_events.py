@@ -9,10 +9,10 @@ import uuid
 import nats
 import pytest
 
-from common import keys
-from common.events import RoomEvent, event_subject
-from helpers import hdr
 from tests.chat.support import Room, chat_socket
+from tests.helpers import hdr
+from veche.common import keys
+from veche.common.events import RoomEvent, event_subject
 
 pytestmark = pytest.mark.e2e
 

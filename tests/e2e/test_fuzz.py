@@ -5,7 +5,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from fuzz.fuzz import SERVICES, fuzz_service
+
+from tests.fuzz.fuzz import SERVICES, fuzz_service
 
 pytestmark = pytest.mark.e2e
 
@@ -18,7 +19,7 @@ def test_fuzzing_finds_no_server_error_and_no_schema_violation(stack, service):
 
 
 async def test_hostile_payloads_get_clean_4xx_answers_and_frames_clean_closes(stack):
-    from fuzz.hostile import hostile_failures
+    from tests.fuzz.hostile import hostile_failures
 
     failures = await hostile_failures(stack.url)
     assert failures == [], "\n".join(failures[:30])

@@ -2,8 +2,8 @@
 
 import pytest
 
-from common.settings import CommonSettings
-from helpers import hdr, new_pid
+from tests.helpers import hdr, new_pid
+from veche.common.settings import CommonSettings
 
 pytestmark = pytest.mark.e2e
 

@@ -9,9 +9,9 @@ import pytest
 from livekit import api as lk
 from livekit import rtc
 
-from common import keys
-from helpers import eventually, hdr
 from tests.e2e.sfu import Member, within
+from tests.helpers import eventually, hdr
+from veche.common import keys
 
 pytestmark = pytest.mark.e2e
 

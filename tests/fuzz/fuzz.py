@@ -39,8 +39,7 @@ def fuzz_service(  # type: ignore[no-untyped-def]
 
 def main() -> int:
     root = Path(__file__).resolve().parents[2]
-    sys.path[:0] = [str(root / "deploy" / "local"), str(root / "services"), str(Path(__file__).parent)]
-    from isolated import isolated_stack
+    from veche.local.isolated import isolated_stack
 
     max_examples = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     env = {"RATE_LIMITS_ENABLED": "false", "GATEWAY_RATE_AVERAGE": "100000",
@@ -54,7 +53,7 @@ def main() -> int:
                 failed.append(service)
         import asyncio
 
-        from hostile import hostile_failures
+        from tests.fuzz.hostile import hostile_failures
 
         hostile = asyncio.run(hostile_failures(stack.url))
         print(f"=== hostile payloads (HTTP and WebSocket): {len(hostile)} failures")

@@ -14,15 +14,14 @@ import httpx
 import nats
 import pytest
 
-from common.internal import internal_headers
-from common.settings import CommonSettings
-from stack import PYTHONPATH, Stack, free_port, uvicorn_cmd
 from tests.janitor.support import (
-    CHAT_HAS_WEBSOCKET,
     PRESENCE_TIMEOUT_SECONDS,
     ROOM_EMPTY_TTL_SECONDS,
     JanitorStack,
 )
+from veche.common.internal import internal_headers
+from veche.common.settings import CommonSettings
+from veche.local.stack import Stack, free_port, uvicorn_cmd
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +30,6 @@ def jstack() -> Iterator[JanitorStack]:
     rooms_port = free_port()
     env = {
         **os.environ,
-        "PYTHONPATH": PYTHONPATH,
         "LOG_LEVEL": "INFO",
         "ROOMS_INTERNAL_URL": f"http://127.0.0.1:{rooms_port}",
         "ROOM_EMPTY_TTL_SECONDS": str(ROOM_EMPTY_TTL_SECONDS),
@@ -46,13 +44,12 @@ def jstack() -> Iterator[JanitorStack]:
         rooms_url=f"http://127.0.0.1:{rooms_port}",
         durable=f"janitor-{os.environ['NATS_STREAM']}-jt",
     )
-    started = [stack.start("rooms", uvicorn_cmd("rooms.main:create_app", rooms_port), rooms_port, {})]
-    if CHAT_HAS_WEBSOCKET:
-        chat_port = free_port()
-        stack.chat_url = f"http://127.0.0.1:{chat_port}"
-        started.append(
-            stack.start("chat", uvicorn_cmd("chat.main:create_app", chat_port), chat_port, {})
-        )
+    started = [stack.start("rooms", uvicorn_cmd("veche.rooms.main:create_app", rooms_port), rooms_port, {})]
+    chat_port = free_port()
+    stack.chat_url = f"http://127.0.0.1:{chat_port}"
+    started.append(
+        stack.start("chat", uvicorn_cmd("veche.chat.main:create_app", chat_port), chat_port, {})
+    )
     stack.janitors = [stack.start_janitor(f"janitor{i}", stack.durable) for i in (1, 2)]
     try:
         stack.wait_ready(started + stack.janitors)

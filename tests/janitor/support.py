@@ -12,11 +12,9 @@ import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from common.settings import CommonSettings
-from helpers import hdr, new_pid
-from stack import ROOT, Process, Stack, free_port, healthy
-
-CHAT_HAS_WEBSOCKET = (ROOT / "services" / "chat" / "ws.py").exists()
+from tests.helpers import hdr, new_pid
+from veche.common.settings import CommonSettings
+from veche.local.stack import Process, Stack, free_port, healthy
 
 ROOM_EMPTY_TTL_SECONDS = 2
 PRESENCE_TIMEOUT_SECONDS = 3
@@ -57,7 +55,7 @@ class JanitorStack:
     def start_janitor(self, name: str, durable: str, **env: str) -> Process:
         port = free_port()
         extra = janitor_env(durable, JANITOR_PORT=str(port), **env)
-        return self.start(name, [sys.executable, "-m", "janitor.main"], port, extra)
+        return self.start(name, [sys.executable, "-m", "veche.janitor.main"], port, extra)
 
     def wait_ready(self, procs: list[Process], path: str = "/readyz", timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

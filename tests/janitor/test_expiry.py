@@ -5,9 +5,7 @@ import asyncio
 import time
 from datetime import datetime
 
-from common.ratelimit import RateLimits, room_limit_key
-from helpers import EventReader, eventually, hdr, new_pid
-from janitor.settings import JanitorSettings
+from tests.helpers import EventReader, eventually, hdr, new_pid
 from tests.janitor.support import (
     ROOM_EMPTY_TTL_SECONDS,
     SWEEP_INTERVAL_SECONDS,
@@ -17,6 +15,8 @@ from tests.janitor.support import (
     room_keys,
     room_row,
 )
+from veche.common.ratelimit import RateLimits, room_limit_key
+from veche.janitor.settings import JanitorSettings
 
 
 def _ts(value: str) -> float:

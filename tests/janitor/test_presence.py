@@ -5,11 +5,8 @@ import asyncio
 import json
 from uuid import UUID
 
-import pytest
-
-from helpers import EventReader, eventually, hdr
+from tests.helpers import EventReader, eventually, hdr
 from tests.janitor.support import (
-    CHAT_HAS_WEBSOCKET,
     PRESENCE_TIMEOUT_SECONDS,
     create_room,
     join,
@@ -83,7 +80,6 @@ async def test_when_the_last_member_times_out_the_room_starts_expiring_and_ends(
     ]
 
 
-@pytest.mark.skipif(not CHAT_HAS_WEBSOCKET, reason="chat has no WebSocket yet (services/chat/ws.py)")
 async def test_a_member_holding_a_chat_socket_stays_while_a_silent_one_times_out(
     jstack, rooms_api, jdb
 ):

@@ -7,7 +7,7 @@ import signal
 import httpx
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from helpers import EventReader, eventually, hdr
+from tests.helpers import EventReader, eventually, hdr
 from tests.janitor.support import (
     ROOM_EMPTY_TTL_SECONDS,
     consumer_state,

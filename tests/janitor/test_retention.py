@@ -3,7 +3,7 @@ memberships (and so with the stored IP addresses and user agents)."""
 
 from uuid import UUID
 
-from helpers import eventually, hdr
+from tests.helpers import eventually, hdr
 from tests.janitor.support import create_room, join, room_row
 
 

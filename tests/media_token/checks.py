@@ -3,7 +3,7 @@
 from livekit import api as lk
 from livekit.api.access_token import Claims
 
-from common.settings import CommonSettings
+from veche.common.settings import CommonSettings
 
 
 def assert_problem(response, status: int, code: str) -> None:  # type: ignore[no-untyped-def]

@@ -15,16 +15,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from livekit_server import LiveKitServer
 
-from common.internal import internal_headers
-from common.settings import CommonSettings
-from helpers import app_client
-from media_token.main import create_app
-from media_token.settings import MediaSettings
-from stack import PYTHONPATH, ROOT, free_port, healthy, uvicorn_cmd
+from tests.helpers import app_client
+from tests.livekit_server import LiveKitServer
 from tests.media_token.livekit_double import RecordingLiveKitDouble
 from tests.media_token.meetings import Meeting
+from veche.common.internal import internal_headers
+from veche.common.settings import CommonSettings
+from veche.local.stack import ROOT, free_port, healthy, uvicorn_cmd
+from veche.media_token.main import create_app
+from veche.media_token.settings import MediaSettings
 
 
 @pytest.fixture(scope="session")
@@ -41,10 +41,10 @@ def rooms_url() -> Iterator[str]:
     test can expire one the way the janitor does."""
     port = free_port()
     log_path = Path(tempfile.mkdtemp(prefix="veche-media-")) / "rooms.log"
-    env = {**os.environ, "PYTHONPATH": PYTHONPATH, "ROOM_EMPTY_TTL_SECONDS": "0"}
+    env = {**os.environ, "ROOM_EMPTY_TTL_SECONDS": "0"}
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            uvicorn_cmd("rooms.main:create_app", port), env=env, cwd=ROOT, stdout=log,
+            uvicorn_cmd("veche.rooms.main:create_app", port), env=env, cwd=ROOT, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"

@@ -15,8 +15,8 @@ from aiohttp import web
 from google.protobuf.message import Message
 from livekit import api as lk
 
-from common.settings import CommonSettings
-from stack import free_port
+from veche.common.settings import CommonSettings
+from veche.local.stack import free_port
 
 PREFIX = "/twirp/livekit.RoomService/"
 

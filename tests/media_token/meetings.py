@@ -2,7 +2,7 @@
 
 import httpx
 
-from helpers import hdr, new_pid
+from tests.helpers import hdr, new_pid
 
 
 class Meeting:

@@ -13,11 +13,11 @@ import pytest
 from nats.js.errors import NotFoundError
 from prometheus_client import REGISTRY
 
-from common.clients import Nats, ensure_stream
-from common.consumer import DurableConsumer, retry_delay
-from common.events import RoomEvent
-from common.settings import CommonSettings
-from helpers import eventually
+from tests.helpers import eventually
+from veche.common.clients import Nats, ensure_stream
+from veche.common.consumer import DurableConsumer, retry_delay
+from veche.common.events import RoomEvent
+from veche.common.settings import CommonSettings
 
 
 def test_retry_delay_grows_from_the_base_and_stops_at_the_cap():

@@ -9,8 +9,8 @@ import pytest
 from livekit import api as lk
 from prometheus_client import REGISTRY
 
-from helpers import eventually
 from tests.e2e.sfu import Member
+from tests.helpers import eventually
 from tests.media_token.meetings import Meeting
 
 

@@ -6,8 +6,8 @@ import uuid
 
 from livekit import api as lk
 
-from helpers import eventually, hdr, new_pid
 from tests.e2e.sfu import Member
+from tests.helpers import eventually, hdr, new_pid
 from tests.media_token.checks import assert_problem
 
 

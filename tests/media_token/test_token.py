@@ -10,13 +10,13 @@ import jwt
 import pytest
 from livekit import api as lk
 
-from common import keys, presence
-from common.events import PublicParticipant
-from common.timefmt import utcnow
-from helpers import eventually, hdr, new_pid
-from media_token.service import mint_token
-from media_token.settings import MediaSettings
+from tests.helpers import eventually, hdr, new_pid
 from tests.media_token.checks import assert_problem, verified
+from veche.common import keys, presence
+from veche.common.events import PublicParticipant
+from veche.common.timefmt import utcnow
+from veche.media_token.service import mint_token
+from veche.media_token.settings import MediaSettings
 
 TOKEN_FIELDS = {"token", "url", "room", "identity", "expires_at"}
 
@@ -163,8 +163,8 @@ async def test_token_with_a_malformed_participant_id_is_400(media, meeting):
 
 
 async def test_token_when_video_is_not_configured_is_503_unavailable(meeting, rooms_url):
-    from helpers import app_client
-    from media_token.main import create_app
+    from tests.helpers import app_client
+    from veche.media_token.main import create_app
 
     app = create_app(MediaSettings(livekit_url="", rooms_internal_url=rooms_url))
     async with app_client(app) as client:

@@ -6,9 +6,9 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import app_client, hdr, new_pid
-from rooms.main import create_app
-from rooms.settings import RoomsSettings
+from tests.helpers import app_client, hdr, new_pid
+from veche.rooms.main import create_app
+from veche.rooms.settings import RoomsSettings
 
 
 @pytest.fixture(scope="session")

@@ -2,11 +2,11 @@
 
 import json
 
-from common import keys
-from common.internal import internal_headers
-from common.membership import MembershipResolver
-from common.settings import CommonSettings
-from helpers import hdr, new_pid
+from tests.helpers import hdr, new_pid
+from veche.common import keys
+from veche.common.internal import internal_headers
+from veche.common.membership import MembershipResolver
+from veche.common.settings import CommonSettings
 
 
 async def _forget_room(redis, room_id: str) -> int:

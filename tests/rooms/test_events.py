@@ -13,9 +13,9 @@ from pathlib import Path
 import nats
 import pytest
 
-from helpers import EventReader, app_client, eventually, hdr, new_pid
-from rooms.main import create_app
-from rooms.settings import RoomsSettings
+from tests.helpers import EventReader, app_client, eventually, hdr, new_pid
+from veche.rooms.main import create_app
+from veche.rooms.settings import RoomsSettings
 
 EVENT_FIELDS = {"event_id", "type", "occurred_at", "room_id", "participant"}
 
@@ -144,7 +144,7 @@ async def _read_all(url: str, stream_subject: str, expected: int) -> list[dict]:
 @pytest.fixture
 def own_database():
     """A database of this test's own: no other relay of the run may publish its outbox."""
-    from conftest import RUN_ID, create_migrated_database, drop_database
+    from tests.conftest import RUN_ID, create_migrated_database, drop_database
 
     name = f"veche_test_{RUN_ID}_outage"
     yield create_migrated_database(name)

@@ -2,7 +2,7 @@
 
 import uuid
 
-from helpers import hdr, new_pid
+from tests.helpers import hdr, new_pid
 
 ROOM_FIELDS = {
     "id", "livekit_room_name", "title", "description", "status", "max_participants",

@@ -7,8 +7,8 @@ from google.protobuf.json_format import MessageToJson
 from livekit import api as lk
 from livekit.protocol import models, webhook
 
-from common.settings import CommonSettings
-from helpers import hdr
+from tests.helpers import hdr
+from veche.common.settings import CommonSettings
 
 KEY, SECRET = CommonSettings().livekit_api_key, CommonSettings().livekit_api_secret  # as the app uses
 

@@ -1,0 +1,63 @@
+"""`make run`: the whole stack in the foreground; Ctrl-C stops everything it started."""
+
+import os
+import signal
+import sys
+import threading
+
+from veche.common.settings import CommonSettings
+from veche.local.infra import LocalInfra, ensure_database, is_local_livekit, migrate
+from veche.local.stack import ROOT, Stack, healthy, port_open
+
+
+def main() -> int:
+    # A local run on this machine: the development key pair and internal token are fine (every
+    # process started from here inherits this).
+    os.environ.setdefault("DEV_MODE", "true")
+    settings = CommonSettings()
+    gateway_port = int(os.environ.get("GATEWAY_PORT", "8080"))
+    url = f"http://127.0.0.1:{gateway_port}"
+    if port_open("127.0.0.1", gateway_port):
+        if healthy(f"{url}/_/rooms/healthz"):
+            print(f"veche is already running at {url} (another `make run`); nothing to do.")
+            return 0
+        print(f"port {gateway_port} is taken by another program; set GATEWAY_PORT to another.")
+        return 1
+    run_dir = ROOT / ".run"
+    infra = LocalInfra(run_dir)
+    stack = Stack(run_dir=run_dir / "logs", env={}, gateway_port=gateway_port)
+    stopping = threading.Event()
+    # Installed explicitly: a shell that starts us in the background may have SIGINT ignored.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stopping.set())
+    try:
+        infra.postgres(settings.database_url)
+        infra.redis(settings.redis_url)
+        infra.nats(settings.nats_url)
+        if is_local_livekit(settings.livekit_url):
+            infra.livekit(
+                settings.livekit_url,
+                api_key=settings.livekit_api_key,
+                api_secret=settings.livekit_api_secret,
+                webhook_url=f"{url}/api/v1/livekit/webhook",
+            )
+        ensure_database(settings.database_url)
+        migrate(settings.database_url)
+        stack.start()
+        print(f"\nveche is up: {url}\n  logs in {stack.run_dir}\n  Ctrl-C stops it.\n", flush=True)
+        while not stopping.wait(1):
+            for proc in stack.processes:
+                if proc.popen is not None and proc.popen.poll() is not None:
+                    print(f"{proc.name} exited (code {proc.popen.returncode}); see its log.")
+                    stopping.set()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("stopping …", flush=True)
+        stack.stop()
+        infra.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

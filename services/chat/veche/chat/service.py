@@ -1,0 +1,268 @@
+"""The chat use cases: who may act, history, post, edit, delete, and the system messages that
+room events produce. Testable without HTTP; raises the common problem errors."""
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from uuid import UUID
+
+import redis.asyncio as aioredis
+from prometheus_client import Counter
+
+from veche.chat import fanout
+from veche.chat.schemas import (
+    SYSTEM_DISPLAY_NAME,
+    MessageView,
+    StoredMessage,
+    SystemEvent,
+    SystemInfo,
+    created_at_of,
+)
+from veche.chat.settings import ChatSettings
+from veche.chat.store import ChatStore
+from veche.common import presence
+from veche.common.errors import MessageNotFound, NotAParticipant, NotAuthor, RoomNotFound, Unavailable
+from veche.common.events import PublicParticipant, RoomEvent
+from veche.common.ids import parse_uuid7, uuid7
+from veche.common.membership import MembershipResolver
+from veche.common.ratelimit import RateLimits
+from veche.common.timefmt import utcnow
+
+MESSAGES = Counter("veche_chat_messages_total", "Chat messages written", ["message_type"])
+
+# Attempts of a write that lost a race (an id below the room's head, a concurrent edit):
+# each retry is only needed when another writer got in between, so a handful is plenty.
+log = logging.getLogger("veche.chat")
+
+_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An active member acting in a room. `participant_id` is its secret: it is compared with
+    stored authorship and never put in an answer."""
+
+    room_id: UUID
+    participant_id: str
+    member: PublicParticipant
+    # The address the request came from (as the gateway saw it), for per-address limits.
+    client_ip: str | None = None
+
+    @property
+    def is_host(self) -> bool:
+        return self.member.role == "host"
+
+
+# What a ROOMS event says in chat: the machine-readable `system.event`, and the English
+# sentence kept in `content` for clients that do not know the event.
+_SYSTEM_EVENTS: dict[tuple[str, str | None], tuple[SystemEvent, str]] = {
+    ("participant.joined", None): ("joined", "{name} joined"),
+    ("participant.left", "left"): ("left", "{name} left"),
+    ("participant.left", None): ("left", "{name} left"),
+    ("participant.left", "kicked"): ("kicked", "{name} was removed by the host"),
+    ("participant.left", "timeout"): ("timed_out", "{name} left"),
+}
+
+
+def system_message(event: RoomEvent) -> tuple[SystemInfo, str] | None:
+    """(system field, English content) of the event's system message; None when the event
+    posts none (room.created, and the leaves that ending a room implies)."""
+    participant = event.participant
+    if participant is None:
+        return None
+    known = _SYSTEM_EVENTS.get((event.type, event.reason if event.type == "participant.left" else None))
+    if known is None:
+        return None
+    kind, template = known
+    name = participant.display_name
+    return SystemInfo(event=kind, display_name=name), template.format(name=name)
+
+
+
+class ChatService:
+    def __init__(
+        self,
+        store: ChatStore,
+        membership: MembershipResolver,
+        redis: aioredis.Redis,
+        rate_limits: RateLimits,
+        settings: ChatSettings,
+    ) -> None:
+        self.store = store
+        self.membership = membership
+        self.redis = redis
+        self.rate_limits = rate_limits
+        self.settings = settings
+
+    # --- who --------------------------------------------------------------------------------
+
+    async def authorize(
+        self, room_id: UUID, participant_id: UUID | str | None, client_ip: str | None = None
+    ) -> Caller:
+        """The caller as an active member (also a sign of life for the janitor); 404
+        room_not_found, 409 room_ended or 403 not_a_participant otherwise."""
+        pid = str(participant_id).lower() if participant_id else None
+        membership = await self.membership.resolve(room_id, pid)
+        member = membership.require_active()
+        if pid is None:  # pragma: no cover - require_active found no member without an id
+            raise NotAParticipant("X-Participant-ID is required")
+        await presence.touch(self.redis, room_id, member.id)
+        return Caller(room_id, pid, member, client_ip)
+
+    # --- history ----------------------------------------------------------------------------
+
+    async def history(
+        self, caller: Caller, *, limit: int, after: UUID | None = None, before: UUID | None = None
+    ) -> list[MessageView]:
+        messages = await self.store.page(caller.room_id, limit=limit, after=after, before=before)
+        return [m.public() for m in messages]
+
+    async def replay(self, room_id: UUID, after: UUID, limit: int) -> list[MessageView]:
+        messages = await self.store.page(room_id, limit=limit, after=after)
+        return [m.public() for m in messages]
+
+    # --- writes -----------------------------------------------------------------------------
+
+    async def post(self, caller: Caller, content: str) -> MessageView:
+        """429 rate_limited past RATE_LIMIT_CHAT_SEND (per identity in a room, REST and
+        WebSocket together; keyed on the identity, not the membership row, so leaving and
+        joining again does not reset it) or past RATE_LIMIT_CHAT_SEND_ADDRESS (every identity
+        sending from one address)."""
+        identity = hashlib.sha256(caller.participant_id.encode()).hexdigest()[:32]
+        await self.rate_limits.hit(
+            "chat_send", self.settings.rate_limit_chat_send, f"{caller.room_id}:{identity}"
+        )
+        await self.rate_limits.hit(
+            "chat_send_address", self.settings.rate_limit_chat_send_address,
+            caller.client_ip or "unknown",
+        )
+        sender = caller.member
+
+        def build(message_id: UUID) -> StoredMessage:
+            return StoredMessage(
+                id=message_id,
+                room_id=caller.room_id,
+                participant_id=caller.participant_id,
+                sender_id=sender.id,
+                display_name=sender.display_name,
+                message_type="user",
+                content=content,
+                created_at=created_at_of(message_id),
+            )
+
+        message = await self._append(build)
+        assert message is not None  # only event-driven writes can be duplicates
+        MESSAGES.labels("user").inc()
+        return message.public()
+
+    async def edit(self, caller: Caller, message_id: str, content: str) -> MessageView:
+        target = self._message_id(message_id)
+        for _ in range(_ATTEMPTS):
+            found = await self.store.find(caller.room_id, target)
+            if found is None:
+                raise MessageNotFound(f"No message {target} in this room")
+            member, message = found
+            if message.participant_id != caller.participant_id:
+                raise NotAuthor("Only its author may edit a message")
+            edited = message.model_copy(update={"content": content, "edited_at": utcnow()})
+            view = edited.public()
+            if await self.store.swap(
+                caller.room_id, member, edited, fanout.updated_envelope(view)
+            ):
+                return view
+        raise Unavailable("The message is changing too fast; try again", retry_after=1)
+
+    async def delete(self, caller: Caller, message_id: str) -> None:
+        target = self._message_id(message_id)
+        for _ in range(_ATTEMPTS):
+            found = await self.store.find(caller.room_id, target)
+            if found is None:
+                raise MessageNotFound(f"No message {target} in this room")
+            member, message = found
+            if message.participant_id != caller.participant_id and not caller.is_host:
+                raise NotAuthor("Only its author or the host may delete a message")
+            if await self.store.swap(
+                caller.room_id, member, None, fanout.deleted_envelope(target)
+            ):
+                return
+        raise Unavailable("The message is changing too fast; try again", retry_after=1)
+
+    # --- room events ------------------------------------------------------------------------
+
+    async def on_room_event(self, event: RoomEvent) -> None:
+        """Posts the system message and the frames of one ROOMS event, once per event_id
+        however often it is delivered."""
+        max_age = timedelta(seconds=self.settings.chat_event_max_age_seconds)
+        if event.occurred_at < utcnow() - max_age:
+            return  # stale news (a consumer catching up on old history): tell nobody
+        if event.type == "room.ended":
+            # Only what rooms stands behind: the room's status as rooms keeps it (the hash, or
+            # rooms itself when the hash is gone), so a forged event closes no live room.
+            try:
+                status = (await self.membership.resolve(event.room_id, None)).room_status
+            except RoomNotFound:
+                return  # deleted already: no socket of it is left to tell
+            if status != "ended":
+                log.warning("room.ended for room %s, which is not ended: ignored", event.room_id)
+                return
+            await self.store.publish_once(
+                event.room_id, event.event_id, [fanout.ended_envelope()]
+            )
+            return
+        participant = event.participant
+        described = system_message(event)
+        if participant is None or described is None:
+            return  # room.created, and the leaves that ending a room implies
+        system, text = described
+        if event.type == "participant.joined":
+            frames = [fanout.joined_envelope(participant)]
+        else:
+            frames = [fanout.left_envelope(participant)]
+
+        def build(message_id: UUID) -> StoredMessage:
+            return StoredMessage(
+                id=message_id,
+                room_id=event.room_id,
+                participant_id=None,
+                sender_id=None,
+                display_name=SYSTEM_DISPLAY_NAME,
+                message_type="system",
+                content=text,
+                created_at=created_at_of(message_id),
+                system=system,
+            )
+
+        if await self._append(build, frames, event.event_id) is not None:
+            MESSAGES.labels("system").inc()
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    async def _append(
+        self,
+        build: Callable[[UUID], StoredMessage],
+        frames_before: list[str] | None = None,
+        event_id: UUID | None = None,
+    ) -> StoredMessage | None:
+        """Writes a new message with an id above the room's head; None when the event that
+        asked for it was already handled."""
+        floor: UUID | None = None
+        for _ in range(_ATTEMPTS):
+            message = build(uuid7(floor))
+            envelopes = [*(frames_before or []), fanout.created_envelope(message.public())]
+            result = await self.store.append(message, envelopes, event_id)
+            if result.written:
+                return message
+            if result.duplicate:
+                return None
+            floor = result.head
+        raise Unavailable("The room is too busy; try again", retry_after=1)
+
+    @staticmethod
+    def _message_id(raw: str) -> UUID:
+        """A message id from a path: anything that is not a UUIDv7 names no message."""
+        parsed = parse_uuid7(raw)
+        if parsed is None:
+            raise MessageNotFound("No such message in this room")
+        return parsed

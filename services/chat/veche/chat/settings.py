@@ -1,0 +1,28 @@
+"""Settings of the chat service."""
+
+from veche.common.settings import CommonSettings
+
+
+class ChatSettings(CommonSettings):
+    service_name: str = "chat"
+    # chat_ttl_seconds (each message lives this long) comes from CommonSettings.
+    chat_max_messages: int = 10_000
+    # A room's history in bytes of stored JSON (the oldest messages go first past it): with
+    # the message cap alone, 10,000 messages of 16 KiB would be 160 MB of one room's Redis.
+    chat_max_bytes: int = 8 * 1024 * 1024
+    # (RATE_LIMIT_CHAT_SEND, from CommonSettings, limits what one member posts to one room.)
+    # Rejected sends in a row after which a socket is closed with 4429.
+    chat_ws_rate_strikes: int = 10
+    # A socket must authenticate within this long after connecting (4401 otherwise).
+    chat_ws_auth_timeout_seconds: float = 5.0
+    # Frames waiting for one socket; a socket whose queue overflows is dropped with 1013.
+    chat_ws_send_queue: int = 256
+    # How long a server-side close may wait for a client that does not read.
+    chat_ws_close_timeout_seconds: float = 10.0
+    # Largest client frame accepted (1009 beyond).
+    chat_ws_max_frame_bytes: int = 64 * 1024
+    # The JetStream durable consumer the chat replicas share for system messages and frames.
+    chat_events_durable: str = "chat"
+    # Events older than this many seconds when they reach chat post nothing: by then nobody
+    # waits for a "joined" line or frame (a consumer created anew starts at the stream's start).
+    chat_event_max_age_seconds: int = 300

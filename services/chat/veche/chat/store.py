@@ -1,0 +1,282 @@
+"""All of chat's Redis: the room's message sorted set, its Lua scripts, rate counters, presence.
+
+`chat:room:{<room>}:messages` holds score = creation ms, member = the message JSON, which
+starts with `{"id":"<uuidv7>"` (see StoredMessage). Members of one score sort by id, so the
+set's order is id order, and a message is found from its id alone: the id carries its score.
+
+`chat:room:{<room>}:head` keeps the greatest id ever written to the room. A write whose id is
+not above it is refused and retried with a larger id, so ids grow in the order writes land,
+whichever replica (and clock) made them: a reader that saw id X has seen every message before
+X, which is what makes paging with `after` and a socket's replay gap-free.
+
+Every change publishes its frames from inside the same script, so the live stream of a room
+is in exactly the order of its writes, and nothing is stored without being published."""
+
+import time
+from dataclasses import dataclass
+from uuid import UUID
+
+import redis.asyncio as aioredis
+
+from veche.chat.schemas import StoredMessage
+from veche.chat.settings import ChatSettings
+from veche.common import keys
+from veche.common.ids import timestamp_ms
+from veche.common.presence import PRESENCE_KEY_TTL_SECONDS
+
+# Compares two canonical UUID strings as 128-bit numbers, chunk by chunk (each chunk is exact
+# in a Lua number), without relying on the server's string collation. A member's id sits at
+# characters 8..43: right after `{"id":"`.
+_LUA_LESS = """
+local CHUNKS = {{1, 8}, {10, 13}, {15, 18}, {20, 23}, {25, 36}}
+local function less(a, b)
+  for _, c in ipairs(CHUNKS) do
+    local x = tonumber(string.sub(a, c[1], c[2]), 16)
+    local y = tonumber(string.sub(b, c[1], c[2]), 16)
+    if x ~= y then return x < y end
+  end
+  return false
+end
+local function id_of(member)
+  return string.sub(member, 8, 43)
+end
+"""
+
+# The room's history has a byte budget besides its message cap: `bytes` (a string key) holds
+# the sum of the stored members' lengths, kept by every script that adds or removes one; the
+# oldest messages go first when a write would pass the budget.
+_LUA_BYTES = """
+local function total_bytes(messages, bytes)
+  local total = redis.call('GET', bytes)
+  if total then return tonumber(total) end
+  total = 0  -- a history written before the budget existed: counted once
+  for _, m in ipairs(redis.call('ZRANGE', messages, 0, -1)) do total = total + #m end
+  return total
+end
+local function drop(messages, members)
+  local freed = 0
+  for _, m in ipairs(members) do
+    redis.call('ZREM', messages, m)
+    freed = freed + #m
+  end
+  return freed
+end
+"""
+
+# KEYS: messages, head, bytes, [events seen]
+# ARGV: id, score, member, min_score, max_count, ttl_ms, channel, event id or '', max_bytes,
+#       envelope...
+# Returns {1} written, {0, head} id not above the head (retry with a larger id), {2} duplicate.
+_APPEND = _LUA_LESS + _LUA_BYTES + """
+local id = ARGV[1]
+if KEYS[4] and redis.call('SISMEMBER', KEYS[4], ARGV[8]) == 1 then return {2} end
+local head = redis.call('GET', KEYS[2])
+if head and not less(head, id) then return {0, head} end
+local total = total_bytes(KEYS[1], KEYS[3])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+total = total + #ARGV[3]
+total = total - drop(KEYS[1], redis.call('ZRANGE', KEYS[1], '-inf', '(' .. ARGV[4], 'BYSCORE'))
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[5])
+if over > 0 then total = total - drop(KEYS[1], redis.call('ZRANGE', KEYS[1], 0, over - 1)) end
+local budget = tonumber(ARGV[9])
+while total > budget and redis.call('ZCARD', KEYS[1]) > 1 do
+  total = total - drop(KEYS[1], redis.call('ZRANGE', KEYS[1], 0, 0))
+end
+redis.call('SET', KEYS[3], total, 'PX', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('SET', KEYS[2], id, 'PX', ARGV[6])
+if KEYS[4] then
+  redis.call('SADD', KEYS[4], ARGV[8])
+  redis.call('PEXPIRE', KEYS[4], ARGV[6])
+end
+for i = 10, #ARGV do redis.call('PUBLISH', ARGV[7], ARGV[i]) end
+return {1}
+"""
+
+# KEYS: messages. ARGV: mode (latest|after|before), min_score, limit, cursor_ms, cursor_id
+# after/before are exclusive; members of the cursor's own millisecond are skipped by id.
+_PAGE = _LUA_LESS + """
+local mode, min_score, limit = ARGV[1], ARGV[2], ARGV[3]
+if mode == 'latest' then
+  return redis.call('ZRANGE', KEYS[1], '+inf', min_score, 'BYSCORE', 'REV', 'LIMIT', 0, limit)
+end
+local cursor_ms, cursor = ARGV[4], ARGV[5]
+local older = tonumber(cursor_ms) < tonumber(min_score)
+local skip = 0
+if mode == 'after' then
+  if older then
+    return redis.call('ZRANGE', KEYS[1], min_score, '+inf', 'BYSCORE', 'LIMIT', 0, limit)
+  end
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[1], cursor_ms, cursor_ms, 'BYSCORE')) do
+    if not less(cursor, id_of(m)) then skip = skip + 1 end
+  end
+  return redis.call('ZRANGE', KEYS[1], cursor_ms, '+inf', 'BYSCORE', 'LIMIT', skip, limit)
+end
+if older then return {} end
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], cursor_ms, cursor_ms, 'BYSCORE')) do
+  if not less(id_of(m), cursor) then skip = skip + 1 end
+end
+return redis.call('ZRANGE', KEYS[1], cursor_ms, min_score, 'BYSCORE', 'REV', 'LIMIT', skip, limit)
+"""
+
+# Compare-and-swap of one message: replaces (or, with an empty new member, removes) `old` only
+# if it is still there, and publishes the change. An edit and a delete of one message are
+# serialised here, so neither can act on a version the other already replaced.
+# KEYS: messages, bytes. ARGV: old member, new member or '', score, channel, envelope
+_SWAP = _LUA_BYTES + """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+local total = total_bytes(KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[1], ARGV[1])
+if ARGV[2] ~= '' then redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2]) end
+local ttl = redis.call('PTTL', KEYS[1])
+total = total - #ARGV[1] + #ARGV[2]
+if ttl > 0 then redis.call('SET', KEYS[2], total, 'PX', ttl) else redis.call('SET', KEYS[2], total) end
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1
+"""
+
+# KEYS: events seen. ARGV: ttl_ms, event id, channel, envelope...
+_PUBLISH_ONCE = """
+if redis.call('SADD', KEYS[1], ARGV[2]) == 0 then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+for i = 4, #ARGV do redis.call('PUBLISH', ARGV[3], ARGV[i]) end
+return 1
+"""
+
+def head_key(room_id: UUID | str) -> str:
+    """String: the greatest message id ever written to the room."""
+    return keys.chat_head(room_id)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    written: bool
+    duplicate: bool = False
+    head: UUID | None = None
+
+
+class ChatStore:
+    def __init__(self, redis: aioredis.Redis, settings: ChatSettings) -> None:
+        self.redis = redis
+        self.ttl_ms = settings.chat_ttl_seconds * 1000
+        self.max_messages = settings.chat_max_messages
+        self.max_bytes = settings.chat_max_bytes
+        self._append = redis.register_script(_APPEND)
+        self._page = redis.register_script(_PAGE)
+        self._swap = redis.register_script(_SWAP)
+        self._publish_once = redis.register_script(_PUBLISH_ONCE)
+
+    def _min_score(self) -> int:
+        """Scores below this are past their lifetime: never returned, trimmed on write."""
+        return now_ms() - self.ttl_ms
+
+    async def append(
+        self, message: StoredMessage, envelopes: list[str], event_id: UUID | None = None
+    ) -> AppendResult:
+        room_id = message.room_id
+        keys_ = [keys.chat_messages(room_id), head_key(room_id), keys.chat_bytes(room_id)]
+        if event_id is not None:
+            keys_.append(keys.chat_events_seen(room_id))
+        args: list[str | int] = [
+            str(message.id), message.score, message.to_member(), self._min_score(),
+            self.max_messages, self.ttl_ms, keys.chat_channel(room_id),
+            str(event_id) if event_id is not None else "", self.max_bytes, *envelopes,
+        ]
+        result = await self._append(keys=keys_, args=args)
+        code = int(result[0])
+        if code == 1:
+            return AppendResult(written=True)
+        if code == 2:
+            return AppendResult(written=False, duplicate=True)
+        return AppendResult(written=False, head=UUID(result[1]))
+
+    async def page(
+        self, room_id: UUID, *, limit: int, after: UUID | None = None, before: UUID | None = None
+    ) -> list[StoredMessage]:
+        """Messages oldest first: the oldest `limit` after `after` when given, otherwise the
+        newest `limit` (before `before` when given). Cursors are exclusive."""
+        key = keys.chat_messages(room_id)
+        min_score = self._min_score()
+        if after is not None:
+            raw = await self._page(
+                keys=[key], args=["after", min_score, limit, timestamp_ms(after), str(after)]
+            )
+            messages = [StoredMessage.model_validate_json(m) for m in raw]
+            if before is not None:
+                messages = [m for m in messages if m.id.int < before.int]
+            return messages
+        if before is not None:
+            raw = await self._page(
+                keys=[key], args=["before", min_score, limit, timestamp_ms(before), str(before)]
+            )
+        else:
+            raw = await self._page(keys=[key], args=["latest", min_score, limit])
+        return [StoredMessage.model_validate_json(m) for m in reversed(raw)]
+
+    async def find(self, room_id: UUID, message_id: UUID) -> tuple[str, StoredMessage] | None:
+        """The stored member of a live message and its parsed form, found in O(log n) through
+        the score its id carries."""
+        score = timestamp_ms(message_id)
+        if score < self._min_score():
+            return None
+        prefix = f'{{"id":"{message_id}"'
+        members: list[str] = await self.redis.zrange(  # type: ignore[assignment]
+            keys.chat_messages(room_id), score, score, byscore=True
+        )
+        for member in members:
+            if member.startswith(prefix):
+                return member, StoredMessage.model_validate_json(member)
+        return None
+
+    async def swap(
+        self, room_id: UUID, old_member: str, new: StoredMessage | None, envelope: str
+    ) -> bool:
+        """Replaces (new) or removes (None) a message if `old_member` is still its current
+        version; False when a concurrent edit or delete got there first."""
+        score = new.score if new is not None else 0
+        result = await self._swap(
+            keys=[keys.chat_messages(room_id), keys.chat_bytes(room_id)],
+            args=[
+                old_member, new.to_member() if new is not None else "", score,
+                keys.chat_channel(room_id), envelope,
+            ],
+        )
+        return bool(int(result))
+
+    async def publish_once(self, room_id: UUID, event_id: UUID, envelopes: list[str]) -> bool:
+        """Publishes frames for an event unless that event already did."""
+        result = await self._publish_once(
+            keys=[keys.chat_events_seen(room_id)],
+            args=[self.ttl_ms, str(event_id), keys.chat_channel(room_id), *envelopes],
+        )
+        return bool(int(result))
+
+    async def touch_presence(self, members: list[tuple[UUID, UUID]]) -> None:
+        """Signs of life of many (room, member public id) at once: what common.presence.touch
+        does for one, in a single round trip."""
+        if not members:
+            return
+        stamp = now_ms()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for room_id, public_id in members:
+                key = keys.room_presence(room_id)
+                pipe.zadd(key, {str(public_id): stamp})
+                pipe.expire(key, PRESENCE_KEY_TTL_SECONDS)
+            await pipe.execute()
+
+    async def memberships(
+        self, members: list[tuple[UUID, str]]
+    ) -> list[tuple[str | None, str | None]]:
+        """(room status, member JSON) from the rooms' participants hash for each (room,
+        participant secret); status None means the hash is missing."""
+        if not members:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for room_id, participant_id in members:
+                pipe.hmget(keys.room_participants(room_id), [keys.ROOM_STATUS_FIELD, participant_id])
+            rows = await pipe.execute()
+        return [(row[0], row[1]) for row in rows]

@@ -1,0 +1,393 @@
+"""The chat WebSocket `/ws/chat/{room_id}` (API.md, WebSocket): authenticate with the first
+frame (or the X-Participant-ID header), `ready`, replay after `after`, then live frames.
+
+Each socket has a writer task fed by a bounded queue. The live frames of the room are queued
+from the moment the socket's channel subscription is confirmed, before the replay is read, so
+nothing falls between replay and live; a queued message.created at or below the last replayed
+id is one the replay already sent and is skipped. A socket whose queue overflows (a client
+that stopped reading) is closed with 1013 and never holds up anyone else."""
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import MutableMapping
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, WebSocket
+from prometheus_client import Counter, Gauge
+from pydantic import ValidationError
+from starlette.websockets import WebSocketDisconnect
+
+from veche.chat import fanout
+from veche.chat.fanout import Fanout, Outgoing, dumps
+from veche.chat.schemas import MessageBody
+from veche.chat.service import Caller, ChatService
+from veche.chat.settings import ChatSettings
+from veche.chat.store import ChatStore
+from veche.common.errors import (
+    NotAParticipant,
+    Problem,
+    RateLimited,
+    RoomEnded,
+    RoomNotFound,
+    is_dependency_error,
+)
+from veche.common.events import PublicParticipant
+from veche.common.identity import HEADER
+from veche.common.ids import parse_uuid7
+from veche.common.web import peer_client_ip
+
+log = logging.getLogger("veche.chat.ws")
+
+router = APIRouter()
+
+OPEN_SOCKETS = Gauge("veche_chat_sockets", "Open chat WebSockets on this replica")
+SOCKET_CLOSES = Counter("veche_chat_socket_closes_total", "Server-side socket closes", ["code"])
+
+REPLAY_PAGE = 200
+
+
+class _Refused(Exception):
+    """Authentication or admission failed: close the socket with `code`."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _close_code_of(exc: BaseException) -> int:
+    if isinstance(exc, RoomNotFound):
+        return fanout.CLOSE_ROOM_NOT_FOUND
+    if isinstance(exc, RoomEnded):
+        return fanout.CLOSE_ROOM_ENDED
+    if isinstance(exc, NotAParticipant):
+        return fanout.CLOSE_NOT_PARTICIPANT
+    return fanout.CLOSE_UNAVAILABLE
+
+
+class ChatSocket:
+    """One authenticated socket: its identity, its send queue and its writer."""
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        caller: Caller,
+        after: UUID | None,
+        service: ChatService,
+        settings: ChatSettings,
+    ) -> None:
+        self.websocket = websocket
+        self.caller = caller
+        self.room_id = caller.room_id
+        self.member_id = str(caller.member.id)
+        self.after = after
+        self.service = service
+        self.settings = settings
+        self.queue: asyncio.Queue[Outgoing] = asyncio.Queue(settings.chat_ws_send_queue)
+        self.aborted = asyncio.Event()
+        self.close_code: int | None = None
+        self.rate_strikes = 0
+
+    # --- called by the hub and the reader (never block) -------------------------------------
+
+    def deliver(self, item: Outgoing) -> None:
+        if self.close_code is not None:
+            return
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            log.info("dropping a socket that does not read", extra={"fields": self._fields()})
+            self.abort(fanout.CLOSE_TRY_AGAIN)
+
+    def send_frame(self, frame: dict[str, Any]) -> None:
+        self.deliver(Outgoing(dumps(frame)))
+
+    def abort(self, code: int) -> None:
+        """Closes the socket with `code` as soon as possible, ahead of anything queued."""
+        if self.close_code is None:
+            self.close_code = code
+            self.aborted.set()
+
+    def _fields(self) -> dict[str, str]:
+        return {"room_id": str(self.room_id), "member": self.member_id}
+
+    # --- the writer -------------------------------------------------------------------------
+
+    async def write(self, participant: PublicParticipant) -> None:
+        try:
+            await self.websocket.send_text(dumps(fanout.ready_frame(participant)))
+            last_sent = await self._replay() if self.after is not None else None
+            while True:
+                item = await self.queue.get()
+                if item.close_code is not None:
+                    self.abort(item.close_code)
+                    return
+                if (
+                    last_sent is not None
+                    and item.message_id is not None
+                    and UUID(item.message_id).int <= last_sent.int
+                ):
+                    continue  # the replay already sent it
+                assert item.text is not None
+                await self.websocket.send_text(item.text)
+        except (WebSocketDisconnect, RuntimeError):
+            # The client went away, or the server closed the socket under us (uvicorn answers
+            # a send after its own close, e.g. a keepalive timeout, with a RuntimeError).
+            return
+        except Exception as exc:
+            if not is_dependency_error(exc):
+                log.exception("chat socket writer failed")
+            self.abort(fanout.CLOSE_UNAVAILABLE)
+
+    async def _replay(self) -> UUID | None:
+        """Sends every stored message after `after`; returns the last id the client has."""
+        cursor = self.after
+        assert cursor is not None
+        while True:
+            batch = await self.service.replay(self.room_id, cursor, REPLAY_PAGE)
+            for message in batch:
+                await self.websocket.send_text(
+                    dumps(fanout.message_frame("message.created", message))
+                )
+            if batch:
+                cursor = batch[-1].id
+            if len(batch) < REPLAY_PAGE:
+                return cursor
+
+    # --- the reader -------------------------------------------------------------------------
+
+    async def read(self) -> None:
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            frame = _decode(message, self.settings.chat_ws_max_frame_bytes)
+            if isinstance(frame, int):
+                self.abort(frame)
+                return
+            kind = frame.get("type")
+            if kind == "message.send":
+                await self._send_message(frame)
+            elif kind == "auth":
+                continue  # already authenticated (by the header): nothing to do
+            else:
+                self.abort(fanout.CLOSE_BAD_FRAME)
+                return
+            if self.close_code is not None:
+                return
+
+    async def _send_message(self, frame: dict[str, Any]) -> None:
+        client_msg_id = frame.get("client_msg_id")
+        try:
+            body = MessageBody.model_validate({"content": frame.get("content")})
+        except ValidationError as exc:
+            detail = "; ".join(str(e.get("msg", "")) for e in exc.errors()) or "invalid content"
+            self.send_frame(fanout.error_frame(client_msg_id, "validation_error", detail))
+            return
+        try:
+            caller = await self.service.authorize(
+                self.room_id, self.caller.participant_id, self.caller.client_ip
+            )
+            if str(caller.member.id) != self.member_id:
+                raise NotAParticipant("This socket belongs to an earlier membership")
+            message = await self.service.post(caller, body.content)
+        except RateLimited as exc:
+            self.send_frame(fanout.error_frame(client_msg_id, exc.code, exc.detail))
+            self.rate_strikes += 1
+            if self.rate_strikes >= self.settings.chat_ws_rate_strikes:
+                self.abort(fanout.CLOSE_RATE_LIMITED)
+            return
+        except Problem as exc:
+            self.send_frame(fanout.error_frame(client_msg_id, exc.code, exc.detail))
+            if isinstance(exc, RoomEnded):
+                self.send_frame(fanout.ROOM_ENDED_FRAME)
+                self.deliver(Outgoing(close_code=fanout.CLOSE_ROOM_ENDED))
+            elif isinstance(exc, NotAParticipant):
+                self.deliver(Outgoing(close_code=fanout.CLOSE_NOT_PARTICIPANT))
+            return
+        except Exception as exc:
+            if not is_dependency_error(exc):
+                raise
+            self.send_frame(
+                fanout.error_frame(client_msg_id, "unavailable", "A backing service is unavailable")
+            )
+            return
+        self.rate_strikes = 0
+        self.send_frame(fanout.ack_frame(client_msg_id, message))
+
+
+def _decode(message: MutableMapping[str, Any], max_bytes: int) -> dict[str, Any] | int:
+    """A client frame as a JSON object, or the close code its flaw calls for."""
+    text = message.get("text")
+    if text is None:
+        return fanout.CLOSE_BAD_FRAME  # binary frames are not part of the protocol
+    if len(text) > max_bytes:
+        return fanout.CLOSE_TOO_BIG
+    try:
+        frame = json.loads(text)
+    except (ValueError, RecursionError):  # not JSON, a huge number, nesting past the parser
+        return fanout.CLOSE_BAD_FRAME
+    if not isinstance(frame, dict):
+        return fanout.CLOSE_BAD_FRAME
+    return frame
+
+
+async def _credentials(websocket: WebSocket, settings: ChatSettings) -> tuple[str, UUID | None]:
+    """(participant secret, replay cursor) from the header or the first frame."""
+    header = websocket.headers.get(HEADER)
+    if header:
+        try:
+            participant_id = str(UUID(header.strip()))
+        except ValueError:
+            raise _Refused(fanout.CLOSE_NO_AUTH) from None
+        raw_after = websocket.query_params.get("after")
+        after = parse_uuid7(raw_after) if raw_after else None
+        if raw_after and after is None:
+            raise _Refused(fanout.CLOSE_BAD_FRAME)
+        return participant_id, after
+    try:
+        async with asyncio.timeout(settings.chat_ws_auth_timeout_seconds):
+            message = await websocket.receive()
+    except TimeoutError:
+        raise _Refused(fanout.CLOSE_NO_AUTH) from None
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    frame = _decode(message, settings.chat_ws_max_frame_bytes)
+    if isinstance(frame, int):
+        raise _Refused(frame)
+    if frame.get("type") != "auth":
+        raise _Refused(fanout.CLOSE_NO_AUTH)
+    raw_pid = frame.get("participant_id")
+    if not isinstance(raw_pid, str):
+        raise _Refused(fanout.CLOSE_NO_AUTH)
+    try:
+        participant_id = str(UUID(raw_pid.strip()))
+    except ValueError:
+        raise _Refused(fanout.CLOSE_NO_AUTH) from None
+    raw_after = frame.get("after")
+    after = parse_uuid7(raw_after) if raw_after is not None else None
+    if raw_after is not None and after is None:
+        raise _Refused(fanout.CLOSE_BAD_FRAME)
+    return participant_id, after
+
+
+async def _close(websocket: WebSocket, code: int, timeout: float) -> None:
+    SOCKET_CLOSES.labels(str(code)).inc()
+    # A client that does not read cannot take a close frame either: give up after a while.
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(timeout):
+            await websocket.close(code)
+
+
+@router.websocket("/ws/chat/{room_id}")
+async def chat_socket(websocket: WebSocket, room_id: str) -> None:
+    state = websocket.app.state
+    service: ChatService = state.service
+    hub: Fanout = state.fanout
+    settings: ChatSettings = state.settings
+    close_timeout = settings.chat_ws_close_timeout_seconds
+    await websocket.accept()
+    try:
+        room = UUID(room_id)
+    except ValueError:
+        await _close(websocket, fanout.CLOSE_ROOM_NOT_FOUND, close_timeout)
+        return
+    try:
+        participant_id, after = await _credentials(websocket, settings)
+        address = peer_client_ip(websocket.client.host if websocket.client else None,
+                                 websocket.headers, settings)
+        caller = await service.authorize(room, participant_id, address)
+    except _Refused as refused:
+        await _close(websocket, refused.code, close_timeout)
+        return
+    except WebSocketDisconnect:
+        return
+    except Exception as exc:
+        if not isinstance(exc, Problem) and not is_dependency_error(exc):
+            log.exception("chat socket admission failed")
+        await _close(websocket, _close_code_of(exc), close_timeout)
+        return
+
+    socket = ChatSocket(websocket, caller, after, service, settings)
+    try:
+        await hub.attach(socket)
+    except Exception:  # noqa: BLE001 - Unavailable: the fan-out cannot serve this socket
+        await _close(websocket, fanout.CLOSE_UNAVAILABLE, close_timeout)
+        return
+    OPEN_SOCKETS.inc()
+    tasks: list[asyncio.Task[Any]] = []
+    try:
+        # Subscribed now: check membership again, so a kick or an end that landed before the
+        # subscription is not missed (one that lands after it arrives as a frame).
+        try:
+            caller = await service.authorize(room, participant_id, address)
+        except Exception as exc:
+            await _close(websocket, _close_code_of(exc), close_timeout)
+            return
+        tasks = [
+            asyncio.create_task(socket.write(caller.member)),
+            asyncio.create_task(socket.read()),
+            asyncio.create_task(socket.aborted.wait()),
+        ]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if socket.close_code is not None:
+            await _close(websocket, socket.close_code, close_timeout)
+    finally:
+        for task in tasks:
+            task.cancel()
+        OPEN_SOCKETS.dec()
+        with contextlib.suppress(Exception):
+            await hub.detach(socket)
+
+
+class PresenceKeeper:
+    """While a socket is open its member shows signs of life (the janitor reads them), and its
+    membership is re-checked: a socket whose member is gone is closed even if the event that
+    says so never arrived."""
+
+    def __init__(self, hub: Fanout, store: ChatStore, interval: float) -> None:
+        self.hub = hub
+        self.store = store
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="chat-presence")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - next round will retry
+                log.warning("presence refresh failed: %s", type(exc).__name__)
+
+    async def refresh(self) -> None:
+        sockets = [s for s in self.hub.sockets() if isinstance(s, ChatSocket)]
+        if not sockets:
+            return
+        await self.store.touch_presence(
+            list({(s.room_id, s.caller.member.id) for s in sockets})
+        )
+        rows = await self.store.memberships([(s.room_id, s.caller.participant_id) for s in sockets])
+        for socket, (status, raw) in zip(sockets, rows, strict=True):
+            if status is None:
+                continue  # the hash is missing (Redis restarted): rooms rebuilds it on demand
+            if status == "ended":
+                socket.send_frame(fanout.ROOM_ENDED_FRAME)
+                socket.deliver(Outgoing(close_code=fanout.CLOSE_ROOM_ENDED))
+            elif raw is None or json.loads(raw).get("id") != socket.member_id:
+                socket.deliver(Outgoing(close_code=fanout.CLOSE_NOT_PARTICIPANT))

@@ -1,0 +1,84 @@
+"""Who is an active member of a room, as chat and media-token see it.
+
+The answer comes from the `room:{id}:participants` hash that rooms writes before it answers a
+join; when that hash is missing (Redis restarted or flushed), rooms is asked over its internal
+endpoint, which rebuilds the hash from PostgreSQL."""
+
+import json
+from dataclasses import dataclass
+from uuid import UUID
+
+import httpx
+import redis.asyncio as aioredis
+
+from veche.common import keys
+from veche.common.errors import NotAParticipant, RoomEnded, RoomNotFound, Unavailable
+from veche.common.events import PublicParticipant
+from veche.common.identity import HEADER
+
+
+@dataclass(frozen=True)
+class Membership:
+    room_id: UUID
+    room_status: str
+    member: PublicParticipant | None
+
+    def require_active(self) -> PublicParticipant:
+        """The caller's membership; 409 room_ended / 403 not_a_participant otherwise."""
+        if self.room_status == "ended":
+            raise RoomEnded(f"Room {self.room_id} has ended")
+        if self.member is None:
+            raise NotAParticipant("You are not an active participant of this room")
+        return self.member
+
+
+class MembershipResolver:
+    def __init__(
+        self, redis: aioredis.Redis, rooms_url: str, timeout: float = 3.0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.redis = redis
+        self.http = httpx.AsyncClient(base_url=rooms_url, timeout=timeout, headers=headers)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def resolve(self, room_id: UUID, participant_id: UUID | str | None) -> Membership:
+        pid = str(participant_id) if participant_id else None
+        fields = [keys.ROOM_STATUS_FIELD] + ([pid] if pid else [])
+        values = await self.redis.hmget(keys.room_participants(room_id), fields)
+        status = values[0]
+        if status is not None:
+            raw = values[1] if pid else None
+            member = PublicParticipant.model_validate(json.loads(raw)) if raw else None
+            return Membership(room_id, str(status), member)
+        return await self._ask_rooms(room_id, pid)
+
+    async def _ask_rooms(self, room_id: UUID, pid: str | None) -> Membership:
+        headers = {HEADER: pid} if pid else {}
+        try:
+            response = await self.http.get(
+                f"/internal/v1/rooms/{room_id}/membership", headers=headers
+            )
+        except httpx.HTTPError as exc:
+            raise Unavailable("The rooms service cannot be reached") from exc
+        if response.status_code == 404:
+            raise RoomNotFound(f"Room {room_id} does not exist")
+        if response.status_code != 200:
+            raise Unavailable("The rooms service could not answer")
+        body = response.json()
+        member = body.get("member")
+        return Membership(
+            room_id,
+            body["room"]["status"],
+            PublicParticipant.model_validate(member) if member else None,
+        )
+
+    async def members(self, room_id: UUID) -> list[PublicParticipant]:
+        """Every active member of the room from the hash (public views only)."""
+        raw = await self.redis.hgetall(keys.room_participants(room_id))
+        return [
+            PublicParticipant.model_validate(json.loads(v))
+            for k, v in raw.items()
+            if k != keys.ROOM_STATUS_FIELD
+        ]

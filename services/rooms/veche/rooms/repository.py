@@ -1,0 +1,131 @@
+"""All SQL of the rooms context. Functions flush; the use case owns the transaction."""
+
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from veche.common.events import RoomEvent, event_subject
+from veche.rooms.models import Membership, OutboxEvent, Room
+
+
+async def get_room(session: AsyncSession, room_id: UUID, *, lock: bool = False) -> Room | None:
+    query = select(Room).where(Room.id == room_id)
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def active_count(session: AsyncSession, room_id: UUID) -> int:
+    query = select(func.count()).where(
+        Membership.room_id == room_id, Membership.left_at.is_(None)
+    )
+    return int((await session.execute(query)).scalar_one())
+
+
+async def active_memberships(session: AsyncSession, room_id: UUID) -> list[Membership]:
+    query = (
+        select(Membership)
+        .where(Membership.room_id == room_id, Membership.left_at.is_(None))
+        .order_by(Membership.joined_at, Membership.id)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def active_membership(
+    session: AsyncSession, room_id: UUID, participant_id: str, *, lock: bool = False
+) -> Membership | None:
+    query = select(Membership).where(
+        Membership.room_id == room_id,
+        Membership.participant_id == participant_id,
+        Membership.left_at.is_(None),
+    )
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def membership_by_public_id(
+    session: AsyncSession, room_id: UUID, public_id: UUID
+) -> Membership | None:
+    query = select(Membership).where(Membership.room_id == room_id, Membership.id == public_id)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def history_of(session: AsyncSession, room_id: UUID, participant_id: str) -> list[Membership]:
+    """Every membership this participant ever had in the room, newest first."""
+    query = (
+        select(Membership)
+        .where(Membership.room_id == room_id, Membership.participant_id == participant_id)
+        .order_by(Membership.joined_at.desc())
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def close_memberships(
+    session: AsyncSession, room_id: UUID, at: datetime, reason: str
+) -> list[Membership]:
+    members = await active_memberships(session, room_id)
+    for member in members:
+        member.left_at = at
+        member.leave_reason = reason
+    await session.flush()
+    return members
+
+
+async def set_livekit_sid(
+    session: AsyncSession, public_id: UUID, livekit_room: str, sid: str
+) -> Membership | None:
+    """Records the LiveKit connection of an active membership of an active room whose LiveKit
+    room is `livekit_room`; None (nothing changed) for anyone else."""
+    query = (
+        update(Membership)
+        .where(
+            Membership.id == public_id,
+            Membership.left_at.is_(None),
+            Membership.room_id == Room.id,
+            Room.livekit_room_name == livekit_room,
+            Room.status == "active",
+        )
+        .values(livekit_sid=sid)
+        .returning(Membership)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def room_by_livekit_name(session: AsyncSession, name: str) -> Room | None:
+    query = select(Room).where(Room.livekit_room_name == name)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+def add_event(session: AsyncSession, prefix: str, event: RoomEvent) -> None:
+    import json
+
+    session.add(
+        OutboxEvent(
+            event_id=event.event_id,
+            subject=event_subject(prefix, event.room_id, event.type),
+            payload=json.loads(event.to_json()),
+        )
+    )
+
+
+async def unpublished_events(session: AsyncSession, batch: int) -> list[OutboxEvent]:
+    query = (
+        select(OutboxEvent)
+        .where(OutboxEvent.published_at.is_(None))
+        .order_by(OutboxEvent.seq)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def delete_rooms_ended_before(session: AsyncSession, cutoff: datetime) -> int:
+    query = (
+        delete(Room)
+        .where(Room.status == "ended", Room.ended_at < cutoff)
+        .returning(Room.id)
+    )
+    return len((await session.execute(query)).scalars().all())

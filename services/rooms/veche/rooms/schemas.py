@@ -1,0 +1,71 @@
+"""Request and response shapes of the rooms API (API.md: Shapes, Field rules)."""
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from veche.common.events import PublicParticipant
+from veche.common.text import LINE_BREAKS, plain_text, trimmed_text
+from veche.common.timefmt import Timestamp
+
+Title = Annotated[StrictStr, AfterValidator(trimmed_text("title", 255, no_format=True))]
+DisplayName = Annotated[StrictStr, AfterValidator(trimmed_text("display_name", 64, no_format=True))]
+Description = Annotated[StrictStr, AfterValidator(plain_text("description", 2000, LINE_BREAKS))]
+MaxParticipants = Annotated[StrictInt, Field(ge=2, le=100)]
+
+
+class CreateRoom(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    title: Title
+    description: Description | None = None
+    max_participants: MaxParticipants = 10
+    display_name: DisplayName | None = None
+
+
+class JoinRoom(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    display_name: DisplayName
+
+
+class RoomView(BaseModel):
+    id: UUID
+    livekit_room_name: str
+    title: str
+    description: str | None
+    status: Literal["active", "ended"]
+    max_participants: int
+    participant_count: int
+    created_at: Timestamp
+    updated_at: Timestamp
+    expires_at: Timestamp | None
+
+
+class SelfView(BaseModel):
+    """The caller's own membership: the only shape that carries participant_id."""
+
+    id: UUID
+    room_id: UUID
+    participant_id: UUID
+    display_name: str
+    role: Literal["host", "participant"]
+    joined_at: Timestamp
+    left_at: Timestamp | None
+
+
+class CreatedRoom(BaseModel):
+    room: RoomView
+    participant: SelfView
+
+
+class ParticipantList(BaseModel):
+    participants: list[PublicParticipant]
+
+
+class MembershipCheck(BaseModel):
+    """Internal answer to chat and media-token: the room and the caller's public membership."""
+
+    room: RoomView
+    member: PublicParticipant | None

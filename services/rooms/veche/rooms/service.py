@@ -1,0 +1,471 @@
+"""Use cases of the rooms context. Each one owns its transaction and writes Redis through
+before the caller answers, in the order that fails closed:
+
+- a membership that starts (create, join) is committed first, then added to the Redis hash:
+  if Redis fails, the member cannot chat yet and its retry (idempotent) repairs it;
+- a membership that ends (leave, kick, end, timeout) is removed from the hash while the room
+  row is still locked, before the commit: if Redis fails, nothing is committed and a kicked
+  member can never keep chatting on a stale hash.
+
+Then the outbox relay is woken to publish the committed events."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID, uuid4
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from veche.common import presence
+from veche.common.errors import (
+    Banned,
+    NotAParticipant,
+    NotHost,
+    ParticipantNotFound,
+    RoomEnded,
+    RoomFull,
+    RoomNotFound,
+    ValidationFailed,
+)
+from veche.common.events import LeaveReason, PublicParticipant, RoomEvent
+from veche.common.livekit_names import livekit_room_name
+from veche.common.timefmt import utcnow
+from veche.rooms import repository as repo
+from veche.rooms.cache import RoomCache, parse_member
+from veche.rooms.models import Membership, Room
+from veche.rooms.schemas import CreateRoom, RoomView, SelfView
+from veche.rooms.settings import RoomsSettings
+
+
+def public_view(member: Membership) -> PublicParticipant:
+    return PublicParticipant(
+        id=member.id,
+        display_name=member.display_name,
+        role=member.role,  # type: ignore[arg-type]
+        joined_at=member.joined_at,
+        livekit_sid=member.livekit_sid,
+    )
+
+
+def self_view(member: Membership) -> SelfView:
+    return SelfView(
+        id=member.id,
+        room_id=member.room_id,
+        participant_id=UUID(member.participant_id),
+        display_name=member.display_name,
+        role=member.role,  # type: ignore[arg-type]
+        joined_at=member.joined_at,
+        left_at=member.left_at,
+    )
+
+
+def room_view(room: Room, participant_count: int) -> RoomView:
+    return RoomView(
+        id=room.id,
+        livekit_room_name=room.livekit_room_name,
+        title=room.title,
+        description=room.description,
+        status=room.status,  # type: ignore[arg-type]
+        max_participants=room.max_participants,
+        participant_count=participant_count,
+        created_at=room.created_at,
+        updated_at=room.updated_at,
+        expires_at=room.expires_at,
+    )
+
+
+@dataclass
+class Caller:
+    participant_id: str
+    client_ip: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass
+class JoinResult:
+    member: Membership
+    created: bool
+
+
+class RoomsService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        cache: RoomCache,
+        settings: RoomsSettings,
+        on_events: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.sessions = sessions
+        self.cache = cache
+        self.settings = settings
+        self.on_events = on_events
+
+    def _emit(self, session: AsyncSession, event: RoomEvent) -> None:
+        repo.add_event(session, self.settings.nats_subject_prefix, event)
+
+    # --- create / read -------------------------------------------------------------------
+
+    async def create(self, body: CreateRoom, caller: Caller) -> tuple[RoomView, Membership]:
+        room_id = uuid4()
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            room = Room(
+                id=room_id,
+                livekit_room_name=livekit_room_name(room_id),
+                title=body.title,
+                description=body.description,
+                max_participants=body.max_participants,
+                status="active",
+                created_at=now,
+                updated_at=now,
+            )
+            host = Membership(
+                id=uuid4(),
+                room_id=room_id,
+                participant_id=caller.participant_id,
+                display_name=body.display_name or "Host",
+                role="host",
+                joined_at=now,
+                client_ip=caller.client_ip,
+                user_agent=caller.user_agent,
+            )
+            session.add(room)
+            await session.flush()
+            session.add(host)
+            await session.flush()
+            self._emit(session, RoomEvent(type="room.created", room_id=room_id, occurred_at=now))
+            self._emit(
+                session,
+                RoomEvent(
+                    type="participant.joined",
+                    room_id=room_id,
+                    participant=public_view(host),
+                    occurred_at=now,
+                ),
+            )
+        view = room_view(room, 1)
+        await self.cache.rebuild(room_id, "active", [(caller.participant_id, public_view(host))])
+        self.on_events()
+        return view, host
+
+    async def get(self, room_id: UUID) -> RoomView:
+        cached, generation = await self.cache.cached_room(room_id)
+        if cached is not None:
+            return cached
+        async with self.sessions() as session:
+            room = await repo.get_room(session, room_id)
+            if room is None:
+                raise RoomNotFound(f"Room {room_id} does not exist")
+            view = room_view(room, await repo.active_count(session, room_id))
+        await self.cache.cache_room(view, generation)
+        return view
+
+    async def participants(self, room_id: UUID) -> list[PublicParticipant]:
+        async with self.sessions() as session:
+            room = await repo.get_room(session, room_id)
+            if room is None:
+                raise RoomNotFound(f"Room {room_id} does not exist")
+            members = await repo.active_memberships(session, room_id)
+        return [public_view(m) for m in members]
+
+    # --- join / leave --------------------------------------------------------------------
+
+    async def join(self, room_id: UUID, display_name: str, caller: Caller) -> JoinResult:
+        try:
+            return await self._join(room_id, display_name, caller)
+        except IntegrityError:
+            # A concurrent join of the same participant won the unique active index: it is
+            # active now, so this join is the idempotent case.
+            return await self._join(room_id, display_name, caller)
+
+    async def _join(self, room_id: UUID, display_name: str, caller: Caller) -> JoinResult:
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            # The room row lock serialises joins of one room: the capacity check and the insert
+            # below see every committed join before them.
+            room = await repo.get_room(session, room_id, lock=True)
+            if room is None:
+                raise RoomNotFound(f"Room {room_id} does not exist")
+            if room.status == "ended":
+                raise RoomEnded(f"Room {room_id} has ended")
+            history = await repo.history_of(session, room_id, caller.participant_id)
+            if any(m.leave_reason == "kicked" for m in history):
+                raise Banned("You were removed from this room by its host")
+            active = next((m for m in history if m.left_at is None), None)
+            if active is not None:
+                if active.display_name != display_name:
+                    active.display_name = display_name
+                    await session.flush()
+                created = False
+                member = active
+            else:
+                count = await repo.active_count(session, room_id)
+                if count >= room.max_participants:
+                    raise RoomFull(f"Room {room_id} already has {count} participants")
+                was_host = any(m.role == "host" for m in history)
+                member = Membership(
+                    id=uuid4(),
+                    room_id=room_id,
+                    participant_id=caller.participant_id,
+                    display_name=display_name,
+                    role="host" if was_host else "participant",
+                    joined_at=now,
+                    client_ip=caller.client_ip,
+                    user_agent=caller.user_agent,
+                )
+                session.add(member)
+                room.expires_at = None
+                room.updated_at = now
+                await session.flush()
+                self._emit(
+                    session,
+                    RoomEvent(
+                        type="participant.joined",
+                        room_id=room_id,
+                        participant=public_view(member),
+                        occurred_at=now,
+                    ),
+                )
+                created = True
+        await self.cache.put_member(room_id, caller.participant_id, public_view(member))
+        await presence.touch(self.cache.redis, room_id, member.id)
+        if created:
+            self.on_events()
+        return JoinResult(member, created)
+
+    async def leave(self, room_id: UUID, participant_id: str) -> None:
+        async with self.sessions() as session, session.begin():
+            room = await repo.get_room(session, room_id, lock=True)
+            if room is None:
+                raise RoomNotFound(f"Room {room_id} does not exist")
+            history = await repo.history_of(session, room_id, participant_id)
+            if not history:
+                raise ParticipantNotFound("You never joined this room")
+            active = next((m for m in history if m.left_at is None), None)
+            if active is None:
+                return
+            await self._close(session, room, active, "left")
+            await self.cache.drop_members(room_id, [participant_id], room.status)
+        self.on_events()
+
+    async def _close(
+        self, session: AsyncSession, room: Room, member: Membership, reason: LeaveReason
+    ) -> None:
+        """Marks one membership left, emits the event, and starts the room's expiry when it
+        was the last one. Caller holds the room row lock."""
+        now = utcnow()
+        member.left_at = now
+        member.leave_reason = reason
+        room.updated_at = now
+        await session.flush()
+        self._emit(
+            session,
+            RoomEvent(
+                type="participant.left",
+                room_id=room.id,
+                participant=public_view(member),
+                reason=reason,
+                occurred_at=now,
+            ),
+        )
+        if await repo.active_count(session, room.id) == 0:
+            room.expires_at = now + timedelta(seconds=self.settings.room_empty_ttl_seconds)
+            await session.flush()
+
+    # --- host powers ---------------------------------------------------------------------
+
+    async def _require_host(
+        self, session: AsyncSession, room: Room, participant_id: str | None
+    ) -> Membership:
+        if participant_id is None:
+            raise NotAParticipant("X-Participant-ID is required")
+        member = await repo.active_membership(session, room.id, participant_id)
+        if member is None:
+            raise NotAParticipant("You are not in this room")
+        if member.role != "host":
+            raise NotHost("Only the host may do this")
+        return member
+
+    async def end(self, room_id: UUID, participant_id: str | None) -> RoomView:
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            room = await repo.get_room(session, room_id, lock=True)
+            if room is None:
+                raise RoomNotFound(f"Room {room_id} does not exist")
+            if room.status == "ended":
+                history = await repo.history_of(session, room_id, participant_id or "")
+                if any(m.role == "host" for m in history):
+                    return room_view(room, 0)
+                raise RoomEnded(f"Room {room_id} has ended")
+            await self._require_host(session, room, participant_id)
+            closed = await self._end_locked(session, room, now)
+            view = room_view(room, 0)
+            await self.cache.drop_members(room_id, [m.participant_id for m in closed], "ended")
+        self.on_events()
+        return view
+
+    async def _end_locked(self, session: AsyncSession, room: Room, now) -> list[Membership]:  # type: ignore[no-untyped-def]
+        closed = await repo.close_memberships(session, room.id, now, "room_ended")
+        for member in closed:
+            self._emit(
+                session,
+                RoomEvent(
+                    type="participant.left",
+                    room_id=room.id,
+                    participant=public_view(member),
+                    reason="room_ended",
+                    occurred_at=now,
+                ),
+            )
+        room.status = "ended"
+        room.ended_at = now
+        room.updated_at = now
+        room.expires_at = None
+        await session.flush()
+        self._emit(session, RoomEvent(type="room.ended", room_id=room.id, occurred_at=now))
+        return closed
+
+    async def kick(self, room_id: UUID, participant_id: str | None, target_id: UUID) -> None:
+        async with self.sessions() as session, session.begin():
+            room = await repo.get_room(session, room_id, lock=True)
+            if room is None:
+                raise RoomNotFound(f"Room {room_id} does not exist")
+            if room.status == "ended":
+                raise RoomEnded(f"Room {room_id} has ended")
+            host = await self._require_host(session, room, participant_id)
+            target = await repo.membership_by_public_id(session, room_id, target_id)
+            if target is None or target.left_at is not None:
+                raise ParticipantNotFound(f"No active participant {target_id} in this room")
+            if target.id == host.id:
+                raise ValidationFailed(
+                    [{"field": "participant_public_id", "message": "the host cannot kick itself"}]
+                )
+            await self._close(session, room, target, "kicked")
+            await self.cache.drop_members(room_id, [target.participant_id], room.status)
+        self.on_events()
+
+    # --- lookups for chat, media-token and the janitor -----------------------------------
+
+    async def membership(
+        self, room_id: UUID, participant_id: str | None
+    ) -> tuple[RoomView, PublicParticipant | None]:
+        """The room and the caller's active membership, rebuilding the Redis hash from
+        PostgreSQL on the way (it is only asked for when the hash is missing)."""
+        async with self.sessions() as session:
+            room = await repo.get_room(session, room_id)
+            if room is None:
+                raise RoomNotFound(f"Room {room_id} does not exist")
+            members = await repo.active_memberships(session, room_id)
+        await self.cache.rebuild(
+            room_id, room.status, [(m.participant_id, public_view(m)) for m in members]
+        )
+        mine = next((m for m in members if m.participant_id == participant_id), None)
+        return room_view(room, len(members)), public_view(mine) if mine else None
+
+    async def seen(self, room_id: UUID, participant_id: str) -> None:
+        """Records a sign of life of the caller, when it is a member of the room."""
+        _, raw = await self.cache.member(room_id, participant_id)
+        if raw:
+            await presence.touch(self.cache.redis, room_id, parse_member(raw).id)
+            await self.cache.refresh(room_id)
+
+    # --- asked by the janitor; each re-checks under the room lock, so repeats are no-ops ---
+
+    async def expire(self, room_id: UUID) -> bool:
+        """Ends the room when it is still active, empty and past its expires_at."""
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            room = await repo.get_room(session, room_id, lock=True)
+            if room is None or room.status != "active" or room.expires_at is None:
+                return False
+            if room.expires_at > now or await repo.active_count(session, room_id) > 0:
+                return False
+            await self._end_locked(session, room, now)
+            await self.cache.drop_members(room_id, [], "ended")
+        self.on_events()
+        return True
+
+    async def time_out(self, room_id: UUID, public_id: UUID, idle_since_ms: int) -> bool:
+        """Marks a member left with reason `timeout` when it still shows no sign of life:
+        no LiveKit connection and no request or socket heartbeat since idle_since_ms. A caller
+        cannot make it earlier than PRESENCE_TIMEOUT_SECONDS ago: no fresher member is timed out."""
+        latest = int((utcnow().timestamp() - self.settings.presence_timeout_seconds) * 1000)
+        idle_since_ms = min(idle_since_ms, latest)
+        async with self.sessions() as session, session.begin():
+            room = await repo.get_room(session, room_id, lock=True)
+            if room is None or room.status != "active":
+                return False
+            member = await repo.membership_by_public_id(session, room_id, public_id)
+            if member is None or member.left_at is not None or member.livekit_sid:
+                return False
+            if member.joined_at.timestamp() * 1000 >= idle_since_ms:
+                return False
+            last_seen = await presence.last_seen(self.cache.redis, room_id, public_id)
+            if last_seen is not None and last_seen >= idle_since_ms:
+                return False
+            await self._close(session, room, member, "timeout")
+            await self.cache.drop_members(room_id, [member.participant_id], "active")
+        self.on_events()
+        return True
+
+    async def delete_ended_before(self, cutoff: datetime) -> int:
+        """Deletes rooms ended before cutoff, with their memberships (stored IP addresses and
+        user agents must not outlive their purpose). Never younger than ROOM_RETENTION_DAYS,
+        whatever the cutoff asked for."""
+        cutoff = min(cutoff, utcnow() - timedelta(days=self.settings.room_retention_days))
+        async with self.sessions() as session, session.begin():
+            return await repo.delete_rooms_ended_before(session, cutoff)
+
+    # --- LiveKit webhooks ----------------------------------------------------------------
+
+    async def livekit_joined(self, public_id: UUID, livekit_room: str, sid: str) -> bool:
+        """Records the LiveKit connection of a member; False when the identity is no active
+        member of the room whose LiveKit room this is (left, kicked, ended room, another
+        room): the caller then removes it from LiveKit."""
+        async with self.sessions() as session, session.begin():
+            member = await repo.set_livekit_sid(session, public_id, livekit_room, sid)
+        if member is None:
+            return False
+        await self.cache.put_member(member.room_id, member.participant_id, public_view(member))
+        await presence.touch(self.cache.redis, member.room_id, member.id)
+        return True
+
+    async def livekit_left(
+        self, public_id: UUID, livekit_room: str, sid: str, *, left_the_call: bool
+    ) -> None:
+        """A LiveKit connection closed. Applied only to the connection recorded for that
+        membership in that LiveKit room (an older connection of the same member closing, a
+        member who never connected, or another room's event changes nothing). A member who
+        left the call leaves the room; a connection the platform lost (LiveKit shutting down,
+        network timeout) only clears livekit_sid, so presence decides, as for anyone else."""
+        if not sid:
+            return
+        async with self.sessions() as session, session.begin():
+            probe = await session.get(Membership, public_id)
+            if probe is None or probe.left_at is not None or probe.livekit_sid != sid:
+                return
+            room = await repo.get_room(session, probe.room_id, lock=True)
+            member = await session.get(Membership, public_id, with_for_update=True, populate_existing=True)
+            if room is None or member is None or member.left_at is not None:
+                return
+            if room.livekit_room_name != livekit_room or member.livekit_sid != sid:
+                return
+            if not left_the_call:
+                member.livekit_sid = None
+                await presence.touch(self.cache.redis, room.id, member.id)
+                view = public_view(member)
+            else:
+                await self._close(session, room, member, "left")
+                await self.cache.drop_members(room.id, [member.participant_id], room.status)
+        if left_the_call:
+            self.on_events()
+        else:
+            await self.cache.put_member(room.id, member.participant_id, view)
+
+    async def livekit_room_finished(self, room_name: str) -> None:
+        async with self.sessions() as session, session.begin():
+            room = await repo.room_by_livekit_name(session, room_name)
+            if room is not None:
+                room.livekit_finished_at = utcnow()
+
