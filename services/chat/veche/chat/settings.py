@@ -19,8 +19,8 @@ class ChatSettings(CommonSettings):
     chat_ws_send_queue: int = 256
     # How long a server-side close may wait for a client that does not read.
     chat_ws_close_timeout_seconds: float = 10.0
-    # Largest client frame accepted (1009 beyond).
-    chat_ws_max_frame_bytes: int = 64 * 1024
+    # Largest client frame accepted (1009 beyond); uvicorn runs with the same --ws-max-size.
+    chat_ws_max_frame_bytes: int = 16 * 1024
     # The JetStream durable consumer the chat replicas share for system messages and frames.
     chat_events_durable: str = "chat"
     # Events older than this many seconds when they reach chat post nothing: by then nobody

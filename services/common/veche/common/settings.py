@@ -16,25 +16,35 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
 
     service_name: str = "veche"
+    # Level of the JSON log lines on stdout (DEBUG, INFO, WARNING, ERROR).
     log_level: str = "INFO"
-    # Local development: the well-known secrets below are accepted. Never on a deployment.
+    # Local development: the repository's development secrets are accepted. Never on a
+    # deployment.
     dev_mode: bool = False
 
+    # PostgreSQL (asyncpg URL; TLS through the query string, e.g. ?ssl=require).
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/veche"
+    # A single Redis.
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # A Redis Cluster (a seed node); wins over REDIS_URL when set.
     redis_cluster_url: str | None = None
     # Connections one process keeps to Redis; more callers at once wait for one.
     redis_max_connections: int = 64
+    # NATS with JetStream.
     nats_url: str = "nats://127.0.0.1:4222"
     # This service's own NATS user (deploy/nats/nats.conf gives each service a user whose
-    # publish rights cover only its own subjects), or a credentials file (JWT + NKEY).
+    # publish rights cover only its own subjects).
     nats_user: str | None = None
+    # The password of NATS_USER.
     nats_password: str | None = None
+    # A NATS credentials file (JWT + NKEY) instead of a user and password.
     nats_creds_file: str | None = None
-    # A run (or a test run) can use its own stream and subject prefix so runs never mix.
+    # The JetStream stream of room events (a run, or a test run, may use its own).
     nats_stream: str = "ROOMS"
+    # The subject prefix of room events: <prefix>.<room id>.<event>.
     nats_subject_prefix: str = "rooms"
 
+    # Where chat, media-token and the janitor reach rooms directly (never through the gateway).
     rooms_internal_url: str = "http://127.0.0.1:8001"
     # The service credential of /internal/... calls (Authorization: Bearer …): every caller
     # sends it, rooms answers 401 without it.
@@ -42,38 +52,54 @@ class CommonSettings(BaseSettings):
     # The peers whose X-Real-IP / X-Forwarded-For a service believes: the gateway's addresses
     # (CIDRs). A request from anyone else is counted under its own TCP peer address.
     gateway_addresses: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    # How often an open chat socket records a sign of life of its member.
     presence_refresh_seconds: float = 15.0
     # A member with no sign of life this long may be timed out (the janitor asks; rooms never
     # times out anyone fresher, whatever it is asked).
     presence_timeout_seconds: float = 90.0
     # Ended rooms are deleted this long after they ended (rooms never deletes younger ones).
     room_retention_days: float = 30.0
+    # A request is answered within this: 503, or 408 when its body has not arrived.
     request_timeout_seconds: float = 10.0
+    # How long one call to PostgreSQL, Redis, NATS or another service may take.
     dependency_timeout_seconds: float = 3.0
+    # Bodies over this get 413 before they are read whole.
     max_body_bytes: int = 64 * 1024
+    # The Retry-After of a 503.
     retry_after_seconds: int = 5
 
+    # Rate limits on or off (off only for benchmarks).
     rate_limits_enabled: bool = True
+    # Room creations per client address.
     rate_limit_create_room: str = "10/minute"
+    # Joins per client address.
     rate_limit_join: str = "120/minute"
+    # Chat messages per identity in a room, REST and WebSocket together.
     rate_limit_chat_send: str = "20/10seconds"
-    # All identities sending from one address together (several people behind one NAT).
+    # Chat messages from one address, all identities together (several people behind a NAT).
     rate_limit_chat_send_address: str = "60/10seconds"
+    # All requests about one room, whichever service answers them.
     rate_limit_room: str = "600/minute"
 
+    # Browser origins allowed to call the API (JSON list).
     cors_origins: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8080"])
 
+    # Where browsers connect to LiveKit (ws:// or wss://); empty turns video off.
     livekit_url: str = "ws://127.0.0.1:7880"
-    # The pair of the LiveKit server that `make run` and `make test` start on this host. Never
-    # deploy it: compose and the k8s manifests require a pair of their own.
+    # The API key of the LiveKit key pair; the default belongs to the LiveKit server that
+    # `make run` and `make test` start on this host.
     livekit_api_key: str = "devkey"
+    # The secret of the key pair: signs tokens and RoomService calls, checks webhooks.
     livekit_api_secret: str = DEV_LIVEKIT_API_SECRET
     # Where the services reach LiveKit's HTTP (Twirp) API when that is not the browser's
     # LIVEKIT_URL turned into http(s), e.g. `http://livekit:7880` inside a compose network.
     livekit_api_url: str | None = None
+    # How long one call to LiveKit's API may take.
     livekit_api_timeout_seconds: float = 3.0
 
+    # Each chat message lives this long.
     chat_ttl_seconds: int = 21600
+    # Lifetime of a room's membership hash in Redis (rebuilt from PostgreSQL when missing).
     participants_ttl_seconds: int = 21600
 
     @model_validator(mode="after")

@@ -7,18 +7,24 @@ from veche.common.settings import CommonSettings
 
 class JanitorSettings(CommonSettings):
     service_name: str = "janitor"
+    # Where the janitor serves /healthz, /readyz and /metrics.
     janitor_host: str = "127.0.0.1"
+    # Its port.
     janitor_port: int = 8004
+    # How often each sweep (expiry, vanished members, retention) runs.
     janitor_sweep_interval_seconds: float = 10.0
 
-    # How many candidate rows one query of a sweep reads, and how many calls to rooms run at once.
+    # How many candidate rows one query of a sweep reads.
     janitor_sweep_batch: int = 200
+    # How many calls to rooms a sweep makes at once.
     janitor_sweep_concurrency: int = 8
 
     # The durable JetStream consumer that every janitor replica shares. Empty: derived from the
     # stream name, so runs with their own stream never share a consumer.
     janitor_durable: str = ""
+    # How long JetStream waits for the acknowledgement of a room.ended event.
     janitor_ack_wait_seconds: float = 30.0
+    # room.ended events handled at once.
     janitor_max_in_flight: int = 256
     # A room's keys are deleted when room.ended arrives and once more this long after, because
     # chat may still write a last system message after the event; the ack waits for both.

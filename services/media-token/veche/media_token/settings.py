@@ -12,10 +12,12 @@ class MediaSettings(CommonSettings):
     # departure_timeout (long enough to survive a page reload). auto_create is off, so media-token
     # makes the room again when a member asks for a token.
     livekit_empty_timeout_seconds: int = 600
+    # How long a LiveKit room everybody left stays open.
     livekit_departure_timeout_seconds: int = 60
     # The durable consumer of ROOMS events that keeps LiveKit in step; by default one per
     # stream, shared by every media-token replica.
     livekit_sync_durable: str | None = None
+    # The longest delay between two tries of a LiveKit call that failed.
     livekit_sync_retry_max_seconds: float = 10.0
     # An event LiveKit could not be told about for this long is given up: by then LiveKit has
     # closed the empty room itself and any token of a kicked member has expired.
