@@ -1,7 +1,8 @@
 """Renders the Traefik v3 static and dynamic (file provider) configuration of the gateway.
 
-`make run` and the e2e tests render it into a run folder with their own ports; the files in
-this folder are the rendering for the default local ports."""
+This module is the one source of the gateway's routes: `make run` and the e2e tests render it
+into a run folder with their own ports; deploy/traefik/generate.py renders the compose files
+and the Kubernetes IngressRoute from it (`make lint` checks they are current)."""
 
 import argparse
 import json
