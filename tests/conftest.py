@@ -119,9 +119,10 @@ def create_migrated_database(name: str) -> str:
     asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
     url = _db_parts._replace(path=f"/{name}").geturl()
     subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", str(ROOT / "services/rooms/alembic.ini"),
-         "upgrade", "head"],
-        check=True, cwd=ROOT, env={**os.environ, "DATABASE_URL": url},
+        [sys.executable, "-m", "alembic", "-c", str(ROOT / "services/rooms/alembic.ini"), "upgrade", "head"],
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": url},
     )
     return url
 
@@ -172,8 +173,9 @@ def stack(livekit_server: "LiveKitServer") -> Iterator["Stack"]:
         "GATEWAY_RATE_BURST": "2000",
         "LOG_LEVEL": "INFO",
     }
-    running = Stack(run_dir=run_dir, env=env, gateway_port=GATEWAY_PORT, ports=ports,
-                    extra_chat_ports=[free_port()])
+    running = Stack(
+        run_dir=run_dir, env=env, gateway_port=GATEWAY_PORT, ports=ports, extra_chat_ports=[free_port()]
+    )
     try:
         running.start(timeout=90)
     except Exception:

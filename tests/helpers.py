@@ -116,8 +116,11 @@ async def serve(app: FastAPI) -> AsyncIterator[Served]:
     from veche.local.stack import free_port
 
     port = free_port()
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                    access_log=False, timeout_graceful_shutdown=2))
+    server = _Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_config=None, access_log=False, timeout_graceful_shutdown=2
+        )
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         assert not task.done(), "server did not start"

@@ -38,8 +38,12 @@ class LiveKitServer:
 
     def start(self) -> None:
         started = self.infra.livekit(
-            self.url, api_key=self.api_key, api_secret=self.api_secret,
-            webhook_url=self.webhook_url, tcp_port=self.tcp_port, udp_ports=self.udp_ports,
+            self.url,
+            api_key=self.api_key,
+            api_secret=self.api_secret,
+            webhook_url=self.webhook_url,
+            tcp_port=self.tcp_port,
+            udp_ports=self.udp_ports,
         )
         assert started, f"something already listens on {self.url}"
 
@@ -60,10 +64,7 @@ class LiveKitServer:
         """A token signed with the server's own key pair, as only the platform could make."""
         grants = lk.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True)
         return (
-            lk.AccessToken(self.api_key, self.api_secret)
-            .with_identity(identity)
-            .with_grants(grants)
-            .to_jwt()
+            lk.AccessToken(self.api_key, self.api_secret).with_identity(identity).with_grants(grants).to_jwt()
         )
 
     def log(self) -> str:

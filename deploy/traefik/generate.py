@@ -65,13 +65,24 @@ def ingressroute(cfg: GatewayConfig) -> str:
         routes.append(route)
     limit = dynamic["middlewares"]["per-address-limit"]
     documents = [
-        {"apiVersion": "traefik.io/v1alpha1", "kind": "Middleware",
-         "metadata": {"name": "per-address-limit"}, "spec": limit},
-        {"apiVersion": "traefik.io/v1alpha1", "kind": "Middleware",
-         "metadata": {"name": "strip-health-prefix"},
-         "spec": {"stripPrefixRegex": {"regex": ["^/_/[^/]+"]}}},
-        {"apiVersion": "traefik.io/v1alpha1", "kind": "IngressRoute", "metadata": {"name": "veche"},
-         "spec": {"entryPoints": ["websecure"], "routes": routes}},
+        {
+            "apiVersion": "traefik.io/v1alpha1",
+            "kind": "Middleware",
+            "metadata": {"name": "per-address-limit"},
+            "spec": limit,
+        },
+        {
+            "apiVersion": "traefik.io/v1alpha1",
+            "kind": "Middleware",
+            "metadata": {"name": "strip-health-prefix"},
+            "spec": {"stripPrefixRegex": {"regex": ["^/_/[^/]+"]}},
+        },
+        {
+            "apiVersion": "traefik.io/v1alpha1",
+            "kind": "IngressRoute",
+            "metadata": {"name": "veche"},
+            "spec": {"entryPoints": ["websecure"], "routes": routes},
+        },
     ]
     return K8S_HEADER + yaml.safe_dump_all(documents, sort_keys=False, width=200)
 

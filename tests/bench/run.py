@@ -45,30 +45,42 @@ async def measure(name: str, call: Callable[[int], Awaitable[httpx.Response]]) -
 
 
 async def bench(url: str) -> None:
-    async with httpx.AsyncClient(base_url=url, timeout=30,
-                                 limits=httpx.Limits(max_connections=CONCURRENCY * 2)) as client:
+    async with httpx.AsyncClient(
+        base_url=url, timeout=30, limits=httpx.Limits(max_connections=CONCURRENCY * 2)
+    ) as client:
         host = str(uuid.uuid4())
-        big = await client.post("/api/v1/rooms", json={"title": "bench", "max_participants": 100},
-                                headers={"X-Participant-ID": host})
+        big = await client.post(
+            "/api/v1/rooms",
+            json={"title": "bench", "max_participants": 100},
+            headers={"X-Participant-ID": host},
+        )
         room_id = big.json()["room"]["id"]
         await measure("POST /rooms", lambda i: client.post("/api/v1/rooms", json={"title": f"r{i}"}))
         await measure("GET /rooms/{id}", lambda i: client.get(f"/api/v1/rooms/{room_id}"))
         await measure(
             "POST /rooms/{id}/join (rejoin)",
-            lambda i: client.post(f"/api/v1/rooms/{room_id}/join", json={"display_name": "Host"},
-                                  headers={"X-Participant-ID": host}),
+            lambda i: client.post(
+                f"/api/v1/rooms/{room_id}/join",
+                json={"display_name": "Host"},
+                headers={"X-Participant-ID": host},
+            ),
         )
-        await measure("GET /rooms/{id}/participants",
-                      lambda i: client.get(f"/api/v1/rooms/{room_id}/participants"))
+        await measure(
+            "GET /rooms/{id}/participants", lambda i: client.get(f"/api/v1/rooms/{room_id}/participants")
+        )
         await measure(
             "POST /chat/messages",
-            lambda i: client.post(f"/api/v1/rooms/{room_id}/chat/messages", json={"content": f"m{i}"},
-                                  headers={"X-Participant-ID": host}),
+            lambda i: client.post(
+                f"/api/v1/rooms/{room_id}/chat/messages",
+                json={"content": f"m{i}"},
+                headers={"X-Participant-ID": host},
+            ),
         )
         await measure(
             "GET /chat/messages?limit=50",
-            lambda i: client.get(f"/api/v1/rooms/{room_id}/chat/messages?limit=50",
-                                 headers={"X-Participant-ID": host}),
+            lambda i: client.get(
+                f"/api/v1/rooms/{room_id}/chat/messages?limit=50", headers={"X-Participant-ID": host}
+            ),
         )
 
 

@@ -15,8 +15,15 @@ from websockets.asyncio.client import ClientConnection
 from tests.helpers import hdr, new_pid
 
 MESSAGE_KEYS = {
-    "id", "room_id", "sender_id", "display_name", "message_type", "content", "created_at",
-    "edited_at", "system",
+    "id",
+    "room_id",
+    "sender_id",
+    "display_name",
+    "message_type",
+    "content",
+    "created_at",
+    "edited_at",
+    "system",
 }
 
 
@@ -88,9 +95,7 @@ class Room:
         return f"/api/v1/rooms/{self.id}/chat/messages"
 
     async def post(self, member: Member, content: str) -> dict[str, Any]:
-        response = await self.chat.post(
-            self.messages_url, json={"content": content}, headers=hdr(member.pid)
-        )
+        response = await self.chat.post(self.messages_url, json={"content": content}, headers=hdr(member.pid))
         assert response.status_code == 201, response.text
         return response.json()  # type: ignore[no-any-return]
 
@@ -105,7 +110,8 @@ class Room:
         deadline = time.monotonic() + timeout
         while True:
             found = [
-                m for m in await self.history(limit=200)
+                m
+                for m in await self.history(limit=200)
                 if m["message_type"] == "system" and m["content"] == content
             ]
             if found:
@@ -129,7 +135,12 @@ def assert_message(message: dict[str, Any]) -> None:
     else:
         assert set(message["system"]) == {"event", "display_name"}
         assert message["system"]["event"] in (
-            "joined", "left", "kicked", "timed_out", "host_changed", "room_ended"
+            "joined",
+            "left",
+            "kicked",
+            "timed_out",
+            "host_changed",
+            "room_ended",
         )
 
 
@@ -180,9 +191,7 @@ class Socket:
         )
         return frame["message"]  # type: ignore[no-any-return]
 
-    async def first(
-        self, wanted: Callable[[dict[str, Any]], bool], timeout: float = 5
-    ) -> dict[str, Any]:
+    async def first(self, wanted: Callable[[dict[str, Any]], bool], timeout: float = 5) -> dict[str, Any]:
         for frame in self.unread:
             if wanted(frame):
                 self.unread.remove(frame)

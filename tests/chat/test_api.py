@@ -31,9 +31,7 @@ async def user_messages(room: Room) -> list[dict]:
 
 async def test_post_answers_201_with_the_message_shape(room: Room):
     anna = await room.join("Anna")
-    response = await room.chat.post(
-        room.messages_url, json={"content": "  hi  "}, headers=hdr(anna.pid)
-    )
+    response = await room.chat.post(room.messages_url, json={"content": "  hi  "}, headers=hdr(anna.pid))
     assert response.status_code == 201, response.text
     message = response.json()
     assert_message(message)
@@ -55,8 +53,15 @@ async def test_content_of_4000_characters_in_any_script_is_accepted(room: Room):
 
 @pytest.mark.parametrize(
     "body",
-    [{"content": ""}, {"content": "   \n "}, {"content": "x" * 4001}, {"content": 5},
-     {"content": None}, {"content": ["a"]}, {}],
+    [
+        {"content": ""},
+        {"content": "   \n "},
+        {"content": "x" * 4001},
+        {"content": 5},
+        {"content": None},
+        {"content": ["a"]},
+        {},
+    ],
     ids=["empty", "blank", "4001-chars", "number", "null", "list", "missing"],
 )
 async def test_post_with_a_bad_content_is_422_validation_error(room: Room, body):
@@ -67,7 +72,8 @@ async def test_post_with_a_bad_content_is_422_validation_error(room: Room, body)
 @pytest.mark.parametrize("raw", [b'{"content": "x"', b"[1, 2]", b'"text"'])
 async def test_post_whose_body_is_not_a_json_object_is_400_invalid_json(room: Room, raw):
     response = await room.chat.post(
-        room.messages_url, content=raw,
+        room.messages_url,
+        content=raw,
         headers={**hdr(room.host.pid), "content-type": "application/json"},
     )
     problem(response, 400, "invalid_json")
@@ -75,7 +81,8 @@ async def test_post_whose_body_is_not_a_json_object_is_400_invalid_json(room: Ro
 
 async def test_post_with_a_body_over_64_kib_is_413(room: Room):
     response = await room.chat.post(
-        room.messages_url, content=b'{"content": "' + b"x" * (65 * 1024) + b'"}',
+        room.messages_url,
+        content=b'{"content": "' + b"x" * (65 * 1024) + b'"}',
         headers={**hdr(room.host.pid), "content-type": "application/json"},
     )
     problem(response, 413, "payload_too_large")
@@ -144,9 +151,14 @@ async def test_a_deleted_message_still_works_as_a_cursor(room: Room):
 
 @pytest.mark.parametrize(
     "params, field",
-    [({"limit": 0}, "limit"), ({"limit": 201}, "limit"), ({"limit": "ten"}, "limit"),
-     ({"after": "nope"}, "after"), ({"after": str(uuid.uuid4())}, "after"),
-     ({"before": "123"}, "before")],
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 201}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"after": "nope"}, "after"),
+        ({"after": str(uuid.uuid4())}, "after"),
+        ({"before": "123"}, "before"),
+    ],
     ids=["limit-0", "limit-201", "limit-text", "after-garbage", "after-uuid4", "before-garbage"],
 )
 async def test_get_with_a_bad_query_is_422_validation_error(room: Room, params, field):
@@ -239,14 +251,10 @@ async def test_delete_by_its_author_answers_204_and_the_message_is_gone(room: Ro
 async def test_the_host_may_delete_anyones_message(room: Room):
     anna = await room.join("Anna")
     message = await room.post(anna, "spam")
-    response = await room.chat.delete(
-        f"{room.messages_url}/{message['id']}", headers=hdr(room.host.pid)
-    )
+    response = await room.chat.delete(f"{room.messages_url}/{message['id']}", headers=hdr(room.host.pid))
     assert response.status_code == 204
     system = await room.wait_for_system("Anna joined")
-    response = await room.chat.delete(
-        f"{room.messages_url}/{system['id']}", headers=hdr(room.host.pid)
-    )
+    response = await room.chat.delete(f"{room.messages_url}/{system['id']}", headers=hdr(room.host.pid))
     assert response.status_code == 204
 
 
@@ -260,9 +268,7 @@ async def test_delete_by_a_member_who_is_neither_author_nor_host_is_403_not_auth
 
 @pytest.mark.parametrize("message_id", [str(uuid7()), "nope"])
 async def test_delete_of_an_unknown_message_is_404_message_not_found(room: Room, message_id):
-    response = await room.chat.delete(
-        f"{room.messages_url}/{message_id}", headers=hdr(room.host.pid)
-    )
+    response = await room.chat.delete(f"{room.messages_url}/{message_id}", headers=hdr(room.host.pid))
     problem(response, 404, "message_not_found")
 
 
@@ -363,8 +369,7 @@ async def test_join_leave_and_kick_post_system_messages(room: Room):
     bob = await room.join("Bob")
     await room.leave(anna)
     await room.kick(bob)
-    for text in ("Host joined", "Anna joined", "Bob joined", "Anna left",
-                 "Bob was removed by the host"):
+    for text in ("Host joined", "Anna joined", "Bob joined", "Anna left", "Bob was removed by the host"):
         message = await room.wait_for_system(text)
         assert_message(message)
         assert message["sender_id"] is None
@@ -387,9 +392,7 @@ async def test_messages_older_than_chat_ttl_seconds_are_gone_from_get(rooms_api,
             assert time.monotonic() < deadline
             await asyncio.sleep(0.1)
         assert fresh["id"] in [m["id"] for m in await room.history()]
-        assert await room.history(after=old["id"]) == [
-            m for m in await room.history() if m["id"] > old["id"]
-        ]
+        assert await room.history(after=old["id"]) == [m for m in await room.history() if m["id"] > old["id"]]
 
 
 async def test_a_room_keeps_only_the_newest_chat_max_messages(rooms_api, chat_app):
@@ -410,9 +413,7 @@ async def test_a_room_keeps_only_the_newest_chat_max_messages(rooms_api, chat_ap
 async def test_chat_while_redis_is_down_is_503_unavailable(chat_app):
     async with chat_app(redis_url="redis://127.0.0.1:1/0", dependency_timeout_seconds=1) as chat:
         started = time.monotonic()
-        response = await chat.get(
-            f"/api/v1/rooms/{uuid.uuid4()}/chat/messages", headers=hdr(new_pid())
-        )
+        response = await chat.get(f"/api/v1/rooms/{uuid.uuid4()}/chat/messages", headers=hdr(new_pid()))
         problem(response, 503, "unavailable")
         assert int(response.headers["retry-after"]) >= 1
         assert time.monotonic() - started < 10

@@ -67,9 +67,7 @@ async def test_concurrent_writers_store_and_publish_in_id_order(services, redis_
     room_id = uuid.uuid4()
     writers = [caller_in(room_id, f"writer {i}") for i in range(4)]
     async with ChannelTap(redis_client, room_id) as tap:
-        posted = await asyncio.gather(*(
-            services[i % 2].post(writers[i % 4], f"m{i}") for i in range(120)
-        ))
+        posted = await asyncio.gather(*(services[i % 2].post(writers[i % 4], f"m{i}") for i in range(120)))
         envelopes = await tap.collect(120)
     published = [UUID(e["message_id"]) for e in envelopes]
     assert len(published) == 120
@@ -86,8 +84,14 @@ async def test_a_writer_whose_clock_is_behind_still_writes_above_the_room_head(s
     ahead_id = UUID(int=(ahead_ms << 80) | (0x7 << 76) | (0b10 << 62))
     # Another replica whose clock runs a minute ahead wrote this one.
     foreign = StoredMessage(
-        id=ahead_id, room_id=room_id, participant_id=None, sender_id=None, display_name="x",
-        message_type="user", content="from the future", created_at=created_at_of(ahead_id),
+        id=ahead_id,
+        room_id=room_id,
+        participant_id=None,
+        sender_id=None,
+        display_name="x",
+        message_type="user",
+        content="from the future",
+        created_at=created_at_of(ahead_id),
     )
     assert (await service.store.append(foreign, [])).written
     mine = await service.post(caller_in(room_id), "from now")
@@ -127,9 +131,7 @@ async def test_an_event_delivered_many_times_to_two_replicas_posts_once(services
         await asyncio.gather(*(services[i % 2].on_room_event(event) for i in range(10)))
         await tap.collect(3, timeout=1)
     history = await services[0].store.page(room_id, limit=50)
-    assert [(m.message_type, m.content, m.sender_id) for m in history] == [
-        ("system", "Anna joined", None)
-    ]
+    assert [(m.message_type, m.content, m.sender_id) for m in history] == [("system", "Anna joined", None)]
     assert len(tap.frames("participant.joined")) == 1
     assert len(tap.frames("message.created")) == 1
 
@@ -138,24 +140,24 @@ async def test_system_messages_of_leaves_and_kicks_and_their_frames(services, re
     room_id = uuid.uuid4()
     anna, bob = member("Anna"), member("Bob")
     async with ChannelTap(redis_client, room_id) as tap:
-        await services[0].on_room_event(RoomEvent(
-            type="participant.left", room_id=room_id, participant=anna, reason="left"))
-        await services[0].on_room_event(RoomEvent(
-            type="participant.left", room_id=room_id, participant=bob, reason="kicked"))
+        await services[0].on_room_event(
+            RoomEvent(type="participant.left", room_id=room_id, participant=anna, reason="left")
+        )
+        await services[0].on_room_event(
+            RoomEvent(type="participant.left", room_id=room_id, participant=bob, reason="kicked")
+        )
         envelopes = await tap.collect(4)
     assert [m.content for m in await services[0].store.page(room_id, limit=10)] == [
-        "Anna left", "Bob was removed by the host"
+        "Anna left",
+        "Bob was removed by the host",
     ]
     closes = [e["close"] for e in envelopes if e["frame"]["type"] == "participant.left"]
     assert closes == [{"code": 4403, "only": str(anna.id)}, {"code": 4403, "only": str(bob.id)}]
 
 
-async def test_ending_a_room_publishes_room_ended_once_and_no_system_messages(
-    services, redis_client
-):
+async def test_ending_a_room_publishes_room_ended_once_and_no_system_messages(services, redis_client):
     room_id = uuid.uuid4()
-    left = RoomEvent(type="participant.left", room_id=room_id, participant=member(),
-                     reason="room_ended")
+    left = RoomEvent(type="participant.left", room_id=room_id, participant=member(), reason="room_ended")
     ended = RoomEvent(type="room.ended", room_id=room_id)
     # What rooms writes when it ends a room (before the event is published).
     await redis_client.hset(keys.room_participants(room_id), keys.ROOM_STATUS_FIELD, "ended")

@@ -53,9 +53,7 @@ async def test_auth_frame_is_answered_with_ready_and_the_public_participant(stac
     no_secrets(room, socket)
 
 
-async def test_a_non_browser_client_may_authenticate_with_the_header_on_the_upgrade(
-    stack, room: Room
-):
+async def test_a_non_browser_client_may_authenticate_with_the_header_on_the_upgrade(stack, room: Room):
     first = await room.post(room.host, "before")
     second = await room.post(room.host, "after it")
     async with raw_socket(stack.url, room.id, headers=hdr(room.host.pid)) as socket:
@@ -169,9 +167,7 @@ async def test_a_join_shows_participant_joined_and_its_system_message(stack, roo
     no_secrets(room, socket)
 
 
-async def test_a_leave_shows_participant_left_to_the_others_and_closes_the_leavers_socket(
-    stack, room: Room
-):
+async def test_a_leave_shows_participant_left_to_the_others_and_closes_the_leavers_socket(stack, room: Room):
     anna = await room.join("Anna")
     async with (
         chat_socket(stack.url, room.id, room.host) as host,
@@ -262,7 +258,8 @@ async def test_an_unknown_room_is_closed_with_4404(stack, room_id):
 
 
 @pytest.mark.parametrize(
-    "frame", ["nope", b"\x01", '{"type": "shout"}', '{"content": "x"}', "3"],
+    "frame",
+    ["nope", b"\x01", '{"type": "shout"}', '{"content": "x"}', "3"],
     ids=["not-json", "binary", "unknown-type", "no-type", "not-an-object"],
 )
 async def test_a_bad_frame_after_auth_closes_4400(stack, room: Room, frame):

@@ -88,9 +88,7 @@ async def test_a_socket_that_never_reads_is_dropped_while_another_gets_every_mes
             assert len(delivered) < len(sent_at)
 
 
-async def test_a_socket_that_keeps_sending_past_the_rate_limit_is_closed_4429(
-    rooms_api, chat_server
-):
+async def test_a_socket_that_keeps_sending_past_the_rate_limit_is_closed_4429(rooms_api, chat_server):
     settings = {"rate_limit_chat_send": "3/minute", "chat_ws_rate_strikes": 3}
     async with chat_server(**settings) as served, room_on(served, rooms_api) as room:
         async with chat_socket(served.url, room.id, room.host) as socket:
@@ -113,9 +111,7 @@ async def test_a_socket_without_an_auth_frame_in_time_is_closed_4401(rooms_api, 
             assert 0.4 < time.monotonic() - started < 3
 
 
-async def test_an_open_socket_keeps_its_member_present_for_the_janitor(
-    rooms_api, chat_server, redis_client
-):
+async def test_an_open_socket_keeps_its_member_present_for_the_janitor(rooms_api, chat_server, redis_client):
     async with (
         chat_server(presence_refresh_seconds=0.2) as served,
         room_on(served, rooms_api) as room,

@@ -24,8 +24,12 @@ def interpolate(text: str, env: dict[str, str]) -> str:
 
 
 ENV = {
-    "LIVEKIT_API_KEY": "APIabc", "LIVEKIT_API_SECRET": "s" * 40, "INTERNAL_API_TOKEN": "t" * 40,
-    "NATS_ROOMS_PASSWORD": "r", "NATS_CHAT_PASSWORD": "c", "NATS_MEDIA_TOKEN_PASSWORD": "m",
+    "LIVEKIT_API_KEY": "APIabc",
+    "LIVEKIT_API_SECRET": "s" * 40,
+    "INTERNAL_API_TOKEN": "t" * 40,
+    "NATS_ROOMS_PASSWORD": "r",
+    "NATS_CHAT_PASSWORD": "c",
+    "NATS_MEDIA_TOKEN_PASSWORD": "m",
     "NATS_JANITOR_PASSWORD": "j",
 }
 
@@ -52,10 +56,17 @@ def test_livekit_config_comes_from_the_environment_with_auto_create_off_and_turn
     assert f"{rtc['port_range_start']}-{rtc['port_range_end']}:" in " ".join(livekit["ports"])
     # Signalling binds to loopback unless configured otherwise.
     assert "127.0.0.1:7880:7880" in livekit["ports"]
-    turned_on = yaml.safe_load(interpolate(COMPOSE.read_text(), {
-        **ENV, "LIVEKIT_TURN_ENABLED": "true", "LIVEKIT_TURN_DOMAIN": "turn.example.com",
-        "LIVEKIT_BIND": "0.0.0.0",
-    }))["services"]["livekit"]
+    turned_on = yaml.safe_load(
+        interpolate(
+            COMPOSE.read_text(),
+            {
+                **ENV,
+                "LIVEKIT_TURN_ENABLED": "true",
+                "LIVEKIT_TURN_DOMAIN": "turn.example.com",
+                "LIVEKIT_BIND": "0.0.0.0",
+            },
+        )
+    )["services"]["livekit"]
     turn = yaml.safe_load(turned_on["environment"]["LIVEKIT_CONFIG"])["turn"]
     assert turn["enabled"] is True and turn["domain"] == "turn.example.com"
     assert "0.0.0.0:7880:7880" in turned_on["ports"]
@@ -76,8 +87,12 @@ def test_each_service_has_its_own_nats_user_and_the_internal_credential():
         env = compose["services"][name]["environment"]
         users[name] = (env["NATS_USER"], env["NATS_PASSWORD"])
         assert env["INTERNAL_API_TOKEN"] == "t" * 40
-    assert users == {"rooms": ("rooms", "r"), "chat": ("chat", "c"),
-                     "media-token": ("media-token", "m"), "janitor": ("janitor", "j")}
+    assert users == {
+        "rooms": ("rooms", "r"),
+        "chat": ("chat", "c"),
+        "media-token": ("media-token", "m"),
+        "janitor": ("janitor", "j"),
+    }
     nats = compose["services"]["nats"]
     assert nats["command"][:3] == ["nats-server", "-c", "/etc/nats/nats.conf"]
     assert set(nats["environment"]) == {k for k in ENV if k.startswith("NATS_")}

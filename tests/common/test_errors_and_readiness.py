@@ -1,6 +1,5 @@
 """The shared HTTP frame: problem+json shapes, body limit, readiness against real deps."""
 
-
 from tests.helpers import app_client
 from veche.rooms.main import create_app
 from veche.rooms.settings import RoomsSettings
@@ -73,5 +72,3 @@ async def test_unknown_route_is_problem_json_404():
         response = await client.get("/api/v1/nothing-here")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
-
-

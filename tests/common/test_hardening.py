@@ -249,4 +249,3 @@ async def test_janitor_style_bursts_do_not_exhaust_the_redis_pool():
         assert all(results)
     finally:
         await redis.aclose()
-

@@ -65,8 +65,12 @@ def test_a_server_already_listening_is_reused_not_started(infra):
 def test_a_missing_livekit_is_started_local_only_without_auto_create_and_stopped(infra):
     port, tcp = free_port(), free_port()
     started = infra.livekit(
-        f"ws://127.0.0.1:{port}", api_key="k", api_secret="s" * 40,
-        webhook_url="http://127.0.0.1:9/api/v1/livekit/webhook", tcp_port=tcp, udp_ports=(47000, 47009),
+        f"ws://127.0.0.1:{port}",
+        api_key="k",
+        api_secret="s" * 40,
+        webhook_url="http://127.0.0.1:9/api/v1/livekit/webhook",
+        tcp_port=tcp,
+        udp_ports=(47000, 47009),
     )
     assert started and port_open("127.0.0.1", port)
     config = json.loads((infra.run_dir / "livekit.yaml").read_text())
@@ -84,8 +88,12 @@ def test_a_missing_livekit_is_started_local_only_without_auto_create_and_stopped
 
 @pytest.mark.parametrize(
     ("url", "local"),
-    [("ws://127.0.0.1:7880", True), ("ws://localhost:7880", True), ("", False),
-     ("wss://meet.example.com", False)],
+    [
+        ("ws://127.0.0.1:7880", True),
+        ("ws://localhost:7880", True),
+        ("", False),
+        ("wss://meet.example.com", False),
+    ],
 )
 def test_only_a_livekit_url_on_this_host_is_started_locally(url, local):
     assert is_local_livekit(url) is local
@@ -99,23 +107,37 @@ def test_install_skips_the_build_when_that_version_is_already_there(tmp_path):
     fake.write_text("#!/bin/sh\necho 'livekit-server version 9.9.9'\n")
     fake.chmod(0o755)
     # No go on PATH at all: a build would fail, so success means it was skipped.
-    result = subprocess.run(["bash", str(INSTALL), "9.9.9", str(tmp_path)], capture_output=True,
-                            text=True, env={"PATH": "/usr/bin:/bin"}, timeout=30)
+    result = subprocess.run(
+        ["bash", str(INSTALL), "9.9.9", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     assert "building" not in result.stdout
 
 
 def test_install_without_go_stops_with_a_message_saying_what_to_install(tmp_path):
-    result = subprocess.run(["bash", str(INSTALL), "1.13.5", str(tmp_path)], capture_output=True,
-                            text=True, env={"PATH": "/usr/bin:/bin"}, timeout=30)
+    result = subprocess.run(
+        ["bash", str(INSTALL), "1.13.5", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=30,
+    )
     assert result.returncode != 0
     assert "Go is needed" in result.stderr and "Install Go 1.26" in result.stderr
     assert not (tmp_path / "livekit-server").exists()
 
 
 def test_make_install_built_the_pinned_livekit_version():
-    pinned = next(line.split(":=")[1].strip() for line in (ROOT / "Makefile").read_text().splitlines()
-                  if line.startswith("LIVEKIT_VERSION"))
-    out = subprocess.run([str(ROOT / ".bin" / "livekit-server"), "--version"], capture_output=True,
-                         text=True, timeout=30).stdout
+    pinned = next(
+        line.split(":=")[1].strip()
+        for line in (ROOT / "Makefile").read_text().splitlines()
+        if line.startswith("LIVEKIT_VERSION")
+    )
+    out = subprocess.run(
+        [str(ROOT / ".bin" / "livekit-server"), "--version"], capture_output=True, text=True, timeout=30
+    ).stdout
     assert out.strip() == f"livekit-server version {pinned}"

@@ -30,9 +30,22 @@ def nats_url() -> Iterator[str]:
     port = free_port()
     store = tempfile.mkdtemp(prefix="veche-nats-perm-")
     process = subprocess.Popen(
-        [bin_path("nats-server"), "-c", str(CONF), "-a", "127.0.0.1", "-p", str(port),
-         "-m", str(free_port()), "-sd", store],
-        env={**os.environ, **PASSWORDS}, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        [
+            bin_path("nats-server"),
+            "-c",
+            str(CONF),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-m",
+            str(free_port()),
+            "-sd",
+            store,
+        ],
+        env={**os.environ, **PASSWORDS},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
     )
     try:
         for _ in range(100):
@@ -47,16 +60,16 @@ def nats_url() -> Iterator[str]:
 
 
 def settings(url: str, user: str, password: str) -> CommonSettings:
-    return CommonSettings(nats_url=url, nats_user=user, nats_password=password,
-                          nats_stream="ROOMS", nats_subject_prefix="rooms")
+    return CommonSettings(
+        nats_url=url, nats_user=user, nats_password=password, nats_stream="ROOMS", nats_subject_prefix="rooms"
+    )
 
 
 async def connect(url: str, user: str, password: str, errors: list[str]) -> nats.NATS:
     async def on_error(exc: Exception) -> None:
         errors.append(str(exc))
 
-    return await nats.connect(url, user=user, password=password, error_cb=on_error,
-                              max_reconnect_attempts=1)
+    return await nats.connect(url, user=user, password=password, error_cb=on_error, max_reconnect_attempts=1)
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +133,14 @@ async def test_no_consumer_may_publish_a_room_event_or_touch_the_stream(nats_url
 
 async def test_a_wrong_password_is_refused(nats_url):
     with pytest.raises(Exception):  # noqa: B017 - nats-py raises its own authorization error
-        await nats.connect(nats_url, user="rooms", password="guess", max_reconnect_attempts=0,
-                           allow_reconnect=False, connect_timeout=2)
+        await nats.connect(
+            nats_url,
+            user="rooms",
+            password="guess",
+            max_reconnect_attempts=0,
+            allow_reconnect=False,
+            connect_timeout=2,
+        )
 
 
 def test_the_config_names_a_user_per_service():

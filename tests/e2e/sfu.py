@@ -91,7 +91,7 @@ class Member:
         noise = os.urandom(width * 4 * 8)
         while True:
             shade = bytes([n * 7 % 256, 80, 160, 255])
-            band = noise[(n * 64) % len(noise):] + noise[: (n * 64) % len(noise)]
+            band = noise[(n * 64) % len(noise) :] + noise[: (n * 64) % len(noise)]
             pixels = shade * (width * (height - 8)) + band
             source.capture_frame(rtc.VideoFrame(width, height, rtc.VideoBufferType.RGBA, pixels))
             n += 1

@@ -292,11 +292,16 @@ async def pass_prejoin_expecting(tab: Tab, screen: str, name: str | None = None)
 async def test_without_video_the_stage_says_so_and_chat_works(tabs, gw):
     host = await tabs()
     # The media-token service answers as it does while LiveKit cannot be reached.
-    await host.page.route("**/media/token", lambda route: route.fulfill(
-        status=503, content_type="application/problem+json", headers={"Retry-After": "5"},
-        body='{"type":"about:blank","title":"Service unavailable","status":503,'
-             '"code":"unavailable","detail":"LiveKit cannot be reached"}',
-    ))
+    await host.page.route(
+        "**/media/token",
+        lambda route: route.fulfill(
+            status=503,
+            content_type="application/problem+json",
+            headers={"Retry-After": "5"},
+            body='{"type":"about:blank","title":"Service unavailable","status":503,'
+            '"code":"unavailable","detail":"LiveKit cannot be reached"}',
+        ),
+    )
     room_id = await create_room(host, "No media server", "Anna")
     await expect(host.by("video-unavailable")).to_be_visible()
     await expect(host.by("video-unavailable")).to_contain_text("Video is unavailable")

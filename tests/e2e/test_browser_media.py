@@ -61,9 +61,7 @@ async def public_id(tab: Tab) -> str:
 
 
 def camera_tile(tab: Tab, identity: str):  # type: ignore[no-untyped-def]
-    return tab.page.locator(
-        f'[data-testid="video-tile"][data-identity="{identity}"]:not(.tile-screen)'
-    )
+    return tab.page.locator(f'[data-testid="video-tile"][data-identity="{identity}"]:not(.tile-screen)')
 
 
 async def decoding(tab: Tab, tile) -> int:  # type: ignore[no-untyped-def]

@@ -28,7 +28,8 @@ async def test_a_forged_room_ended_closes_no_socket_and_wipes_no_history(stack, 
         try:
             await client.jetstream().publish(
                 event_subject(os.environ["NATS_SUBJECT_PREFIX"], room.id, "room.ended"),
-                forged.to_json(), headers={"Nats-Msg-Id": str(forged.event_id)},
+                forged.to_json(),
+                headers={"Nats-Msg-Id": str(forged.event_id)},
             )
         finally:
             await client.close()

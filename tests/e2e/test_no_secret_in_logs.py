@@ -18,7 +18,8 @@ async def test_participant_secrets_never_reach_any_process_log(gw, stack):
         joined = await gw.post(f"/api/v1/rooms/{rid}/join", json={"display_name": name}, headers=hdr(pid))
         assert joined.status_code == 201
     kicked_public = next(
-        p["id"] for p in (await gw.get(f"/api/v1/rooms/{rid}/participants")).json()["participants"]
+        p["id"]
+        for p in (await gw.get(f"/api/v1/rooms/{rid}/participants")).json()["participants"]
         if p["display_name"] == "Kicked"
     )
     # Requests of every kind, good and bad, through every service.

@@ -97,7 +97,8 @@ async def test_host_mute_shows_as_muted_to_the_other_member_within_2s(call, gw):
     assert not remote_audio_muted()
     response = await gw.post(
         f"/api/v1/rooms/{host.room_id}/media/participants/{guest.public_id}/mute",
-        json={"kind": "audio"}, headers=hdr(host.pid),
+        json={"kind": "audio"},
+        headers=hdr(host.pid),
     )
     assert response.status_code == 204, response.text
     took = await within(2, remote_audio_muted, "the host sees the guest's microphone muted")
@@ -152,9 +153,7 @@ async def test_kick_disconnects_from_the_sfu_within_2s_and_the_old_token_cannot_
         await intruder.close()
 
 
-async def test_ending_the_room_disconnects_everyone_and_removes_the_livekit_room(
-    call, gw, livekit_server
-):
+async def test_ending_the_room_disconnects_everyone_and_removes_the_livekit_room(call, gw, livekit_server):
     host = call
     guest = await host.invite("Daria")
     await host.connect()
@@ -165,8 +164,11 @@ async def test_ending_the_room_disconnects_everyone_and_removes_the_livekit_room
 
     response = await gw.post(f"/api/v1/rooms/{host.room_id}/end", headers=hdr(host.pid))
     assert response.status_code == 200
-    await within(5, lambda: host.disconnected.is_set() and guest.disconnected.is_set(),
-                 "everyone is disconnected when the room ends")
+    await within(
+        5,
+        lambda: host.disconnected.is_set() and guest.disconnected.is_set(),
+        "everyone is disconnected when the room ends",
+    )
 
     async def room_gone() -> bool:
         return room not in await livekit_rooms(livekit_server)
@@ -276,8 +278,11 @@ async def test_livekit_restarted_mid_call_members_get_back_in_and_chat_is_undist
 
         livekit_server.kill()
         # Chat carries on while LiveKit is away.
-        posted = await gw.post(f"/api/v1/rooms/{host.room_id}/chat/messages",
-                               json={"content": "still here?"}, headers=hdr(host.pid))
+        posted = await gw.post(
+            f"/api/v1/rooms/{host.room_id}/chat/messages",
+            json={"content": "still here?"},
+            headers=hdr(host.pid),
+        )
         assert posted.status_code == 201, posted.text
         livekit_server.start()
 
@@ -303,7 +308,8 @@ async def test_livekit_restarted_mid_call_members_get_back_in_and_chat_is_undist
         # Nobody left the room on the platform's side.
         listed = (await gw.get(f"/api/v1/rooms/{host.room_id}/participants")).json()["participants"]
         assert {host.public_id, guest.public_id} <= {p["id"] for p in listed}
-        again = await gw.post(f"/api/v1/rooms/{host.room_id}/chat/messages",
-                              json={"content": "back"}, headers=hdr(guest.pid))
+        again = await gw.post(
+            f"/api/v1/rooms/{host.room_id}/chat/messages", json={"content": "back"}, headers=hdr(guest.pid)
+        )
         assert again.status_code == 201
         assert await frame_of(again.json()["id"])

@@ -20,17 +20,29 @@ def fuzz_service(  # type: ignore[no-untyped-def]
     # The janitor has only its probes; they are reached through the gateway under /_/janitor.
     base = f"{stack.url}/_/{service}" if service == "janitor" else stack.url
     cmd = [
-        str(Path(sys.executable).parent / "schemathesis"), "run", schema,
-        "--url", base,
-        "--checks", CHECKS,
-        "--max-examples", str(max_examples),
-        "--request-timeout", "15",
-        "--workers", "1",
-        "--seed", "20261125",
+        str(Path(sys.executable).parent / "schemathesis"),
+        "run",
+        schema,
+        "--url",
+        base,
+        "--checks",
+        CHECKS,
+        "--max-examples",
+        str(max_examples),
+        "--request-timeout",
+        "15",
+        "--workers",
+        "1",
+        "--seed",
+        "20261125",
         "--generation-deterministic",
         "--no-shrink",
-        "--suppress-health-check", "all",
-        "--report", "junit", "--report-dir", str(report_dir / service),
+        "--suppress-health-check",
+        "all",
+        "--report",
+        "junit",
+        "--report-dir",
+        str(report_dir / service),
     ]
     if service != "janitor":
         cmd += ["--exclude-path-regex", HEALTH]
@@ -42,8 +54,12 @@ def main() -> int:
     from veche.local.isolated import isolated_stack
 
     max_examples = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    env = {"RATE_LIMITS_ENABLED": "false", "GATEWAY_RATE_AVERAGE": "100000",
-           "GATEWAY_RATE_BURST": "100000", "LOG_LEVEL": "WARNING"}
+    env = {
+        "RATE_LIMITS_ENABLED": "false",
+        "GATEWAY_RATE_AVERAGE": "100000",
+        "GATEWAY_RATE_BURST": "100000",
+        "LOG_LEVEL": "WARNING",
+    }
     failed = []
     with isolated_stack("fuzz", env) as stack:
         for service in SERVICES:

@@ -47,9 +47,7 @@ def jstack() -> Iterator[JanitorStack]:
     started = [stack.start("rooms", uvicorn_cmd("veche.rooms.main:create_app", rooms_port), rooms_port, {})]
     chat_port = free_port()
     stack.chat_url = f"http://127.0.0.1:{chat_port}"
-    started.append(
-        stack.start("chat", uvicorn_cmd("veche.chat.main:create_app", chat_port), chat_port, {})
-    )
+    started.append(stack.start("chat", uvicorn_cmd("veche.chat.main:create_app", chat_port), chat_port, {}))
     stack.janitors = [stack.start_janitor(f"janitor{i}", stack.durable) for i in (1, 2)]
     try:
         stack.wait_ready(started + stack.janitors)
@@ -60,8 +58,9 @@ def jstack() -> Iterator[JanitorStack]:
 
 @pytest.fixture
 async def rooms_api(jstack: JanitorStack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=jstack.rooms_url, timeout=15,
-                                 headers=internal_headers(CommonSettings())) as client:
+    async with httpx.AsyncClient(
+        base_url=jstack.rooms_url, timeout=15, headers=internal_headers(CommonSettings())
+    ) as client:
         yield client
 
 
@@ -78,5 +77,3 @@ async def js() -> AsyncIterator[Any]:
     nc = await nats.connect(os.environ["NATS_URL"])
     yield nc.jetstream()
     await nc.close()
-
-

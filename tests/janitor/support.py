@@ -104,9 +104,7 @@ async def create_room(api: httpx.AsyncClient, title: str = "Janitor") -> tuple[s
 async def join(api: httpx.AsyncClient, room_id: str, name: str) -> tuple[str, str]:
     """(secret participant id, public id) of a new member."""
     pid = new_pid()
-    response = await api.post(
-        f"/api/v1/rooms/{room_id}/join", json={"display_name": name}, headers=hdr(pid)
-    )
+    response = await api.post(f"/api/v1/rooms/{room_id}/join", json={"display_name": name}, headers=hdr(pid))
     assert response.status_code == 201, response.text
     return pid, response.json()["id"]
 
@@ -119,9 +117,7 @@ async def room_keys(redis: Any, room_id: str) -> list[str]:
 
 
 async def room_row(db: asyncpg.Connection, room_id: str) -> asyncpg.Record | None:
-    return await db.fetchrow(
-        "SELECT status, expires_at, ended_at FROM rooms WHERE id = $1", UUID(room_id)
-    )
+    return await db.fetchrow("SELECT status, expires_at, ended_at FROM rooms WHERE id = $1", UUID(room_id))
 
 
 async def member_row(db: asyncpg.Connection, public_id: str) -> asyncpg.Record | None:
@@ -150,11 +146,13 @@ def livekit_joined_webhook(room_id: str, public_id: str, sid: str) -> tuple[str,
     from livekit import api as livekit_api
     from livekit.protocol import models, webhook
 
-    body = MessageToJson(webhook.WebhookEvent(
-        event="participant_joined",
-        room=models.Room(name=f"veche-{room_id}"),
-        participant=models.ParticipantInfo(identity=public_id, sid=sid),
-    ))
+    body = MessageToJson(
+        webhook.WebhookEvent(
+            event="participant_joined",
+            room=models.Room(name=f"veche-{room_id}"),
+            participant=models.ParticipantInfo(identity=public_id, sid=sid),
+        )
+    )
     digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
     signer = livekit_api.AccessToken(_KEYS.livekit_api_key, _KEYS.livekit_api_secret)
     token = signer.with_sha256(digest).to_jwt()

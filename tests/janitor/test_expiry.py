@@ -67,9 +67,9 @@ async def test_last_leave_sets_expires_at_and_the_room_ends_after_the_ttl_with_a
 
     final = (await rooms_api.get(f"/api/v1/rooms/{room_id}")).json()
     assert final["status"] == "ended"
-    assert (await rooms_api.post(
-        f"/api/v1/rooms/{room_id}/join", json={"display_name": "Late"}
-    )).json()["code"] == "room_ended"
+    assert (await rooms_api.post(f"/api/v1/rooms/{room_id}/join", json={"display_name": "Late"})).json()[
+        "code"
+    ] == "room_ended"
 
 
 async def test_a_join_before_the_ttl_cancels_the_expiry(rooms_api, jdb):
@@ -103,14 +103,18 @@ async def test_a_join_racing_the_expiry_either_cancels_it_or_meets_an_ended_room
         await rooms_api.post(f"/api/v1/rooms/{room_id}/leave", headers=hdr(host))
     guests = [new_pid() for _ in rooms]
     await asyncio.sleep(ROOM_EMPTY_TTL_SECONDS)  # due now: the janitors, these joins and
-    answers = await asyncio.gather(*(            # these expire requests all race
-        rooms_api.post(
-            f"/api/v1/rooms/{room_id}/join", json={"display_name": "Just in time"},
-            headers=hdr(guest),
-        )
-        for (room_id, _, _), guest in zip(rooms, guests, strict=True)
-    ), *(rooms_api.post(f"/internal/v1/rooms/{room_id}/expire") for room_id, _, _ in rooms))
-    joins = answers[:len(rooms)]
+    answers = await asyncio.gather(
+        *(  # these expire requests all race
+            rooms_api.post(
+                f"/api/v1/rooms/{room_id}/join",
+                json={"display_name": "Just in time"},
+                headers=hdr(guest),
+            )
+            for (room_id, _, _), guest in zip(rooms, guests, strict=True)
+        ),
+        *(rooms_api.post(f"/internal/v1/rooms/{room_id}/expire") for room_id, _, _ in rooms),
+    )
+    joins = answers[: len(rooms)]
 
     async with EventReader() as reader:
         for (room_id, _, _), joined, guest in zip(rooms, joins, guests, strict=True):

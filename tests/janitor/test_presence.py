@@ -25,9 +25,7 @@ def _timed_out(jdb, public_id):
     return check
 
 
-async def test_a_silent_member_is_marked_left_with_reason_timeout_while_present_ones_stay(
-    rooms_api, jdb
-):
+async def test_a_silent_member_is_marked_left_with_reason_timeout_while_present_ones_stay(rooms_api, jdb):
     room_id, host, host_public = await create_room(rooms_api, "Who is still here")
     stop = asyncio.Event()
     alive = asyncio.create_task(keep_alive(rooms_api, room_id, host, stop))
@@ -39,9 +37,7 @@ async def test_a_silent_member_is_marked_left_with_reason_timeout_while_present_
         assert hook.status_code in (200, 204), hook.text
 
         bob = await eventually(_timed_out(jdb, bob_public), timeout=20)
-        joined = await jdb.fetchval(
-            "SELECT joined_at FROM room_participants WHERE id = $1", UUID(bob_public)
-        )
+        joined = await jdb.fetchval("SELECT joined_at FROM room_participants WHERE id = $1", UUID(bob_public))
         assert (bob["left_at"] - joined).total_seconds() >= PRESENCE_TIMEOUT_SECONDS
         # One more sweep window for anyone wrongly taken along.
         await asyncio.sleep(1.0)
@@ -80,9 +76,7 @@ async def test_when_the_last_member_times_out_the_room_starts_expiring_and_ends(
     ]
 
 
-async def test_a_member_holding_a_chat_socket_stays_while_a_silent_one_times_out(
-    jstack, rooms_api, jdb
-):
+async def test_a_member_holding_a_chat_socket_stays_while_a_silent_one_times_out(jstack, rooms_api, jdb):
     from websockets.asyncio.client import connect
 
     room_id, host, _ = await create_room(rooms_api, "Chatting")
@@ -111,4 +105,3 @@ async def test_a_member_holding_a_chat_socket_stays_while_a_silent_one_times_out
 async def _drain(socket) -> None:
     async for _ in socket:
         pass
-

@@ -62,14 +62,17 @@ async def existing_consumer(js, durable: str, ack_wait: float) -> None:
     """The janitors' durable as an earlier deployment left it: caught up with the stream, so
     the events that follow are all its pending work, and the next janitor fetches them at once."""
     prefix = os.environ["NATS_SUBJECT_PREFIX"]
-    await js.add_consumer(os.environ["NATS_STREAM"], ConsumerConfig(
-        name=durable,
-        durable_name=durable,
-        deliver_policy=DeliverPolicy.NEW,
-        ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=ack_wait,
-        filter_subject=f"{prefix}.*.room.ended",
-    ))
+    await js.add_consumer(
+        os.environ["NATS_STREAM"],
+        ConsumerConfig(
+            name=durable,
+            durable_name=durable,
+            deliver_policy=DeliverPolicy.NEW,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=ack_wait,
+            filter_subject=f"{prefix}.*.room.ended",
+        ),
+    )
 
 
 async def test_janitor_answers_its_probes_and_exposes_its_metrics(jstack):
@@ -96,20 +99,18 @@ async def test_two_janitors_expire_each_room_exactly_once(jstack, rooms_api, jdb
     rooms = [await create_room(rooms_api, f"Race {i}") for i in range(count)]
     before = [await jstack.metrics(j) for j in jstack.janitors]
     # Every room empties at once, so both janitors find all of them due in the same sweeps.
-    await asyncio.gather(*(
-        rooms_api.post(f"/api/v1/rooms/{room_id}/leave", headers=hdr(host))
-        for room_id, host, _ in rooms
-    ))
+    await asyncio.gather(
+        *(rooms_api.post(f"/api/v1/rooms/{room_id}/leave", headers=hdr(host)) for room_id, host, _ in rooms)
+    )
     # At the deadline, direct expire requests race the two janitors for half of the rooms.
     await asyncio.sleep(ROOM_EMPTY_TTL_SECONDS)
     raced = rooms[::2]
-    direct = await asyncio.gather(*(
-        rooms_api.post(f"/internal/v1/rooms/{room_id}/expire")
-        for room_id, _, _ in raced for _ in range(3)
-    ))
+    direct = await asyncio.gather(
+        *(rooms_api.post(f"/internal/v1/rooms/{room_id}/expire") for room_id, _, _ in raced for _ in range(3))
+    )
     answers = [response.json()["ended"] for response in direct]
     for i in range(len(raced)):
-        assert sum(answers[3 * i:3 * i + 3]) <= 1  # the endpoint ends a room at most once
+        assert sum(answers[3 * i : 3 * i + 3]) <= 1  # the endpoint ends a room at most once
 
     async def all_ended():
         rows = [await room_row(jdb, room_id) for room_id, _, _ in rooms]

@@ -8,9 +8,7 @@ from tests.janitor.support import create_room, join, room_row
 
 
 async def _memberships(jdb, room_id: str) -> int:
-    return await jdb.fetchval(
-        "SELECT count(*) FROM room_participants WHERE room_id = $1", UUID(room_id)
-    )
+    return await jdb.fetchval("SELECT count(*) FROM room_participants WHERE room_id = $1", UUID(room_id))
 
 
 async def test_retention_deletes_an_old_ended_room_and_its_memberships(rooms_api, jdb):
@@ -20,15 +18,16 @@ async def test_retention_deletes_an_old_ended_room_and_its_memberships(rooms_api
     recent_id, recent_host, _ = await create_room(rooms_api, "Yesterday")
     await rooms_api.post(f"/api/v1/rooms/{recent_id}/end", headers=hdr(recent_host))
     active_id, _, _ = await create_room(rooms_api, "Still going")
-    assert await jdb.fetchval(
-        "SELECT count(*) FROM room_participants WHERE room_id = $1 AND client_ip IS NOT NULL",
-        UUID(old_id),
-    ) == 2
+    assert (
+        await jdb.fetchval(
+            "SELECT count(*) FROM room_participants WHERE room_id = $1 AND client_ip IS NOT NULL",
+            UUID(old_id),
+        )
+        == 2
+    )
 
     # Time passes: the room ended 31 days ago (the retention is 30 days).
-    await jdb.execute(
-        "UPDATE rooms SET ended_at = now() - interval '31 days' WHERE id = $1", UUID(old_id)
-    )
+    await jdb.execute("UPDATE rooms SET ended_at = now() - interval '31 days' WHERE id = $1", UUID(old_id))
 
     async def gone():
         return await room_row(jdb, old_id) is None and await _memberships(jdb, old_id) == 0

@@ -44,8 +44,12 @@ def rooms_url() -> Iterator[str]:
     env = {**os.environ, "ROOM_EMPTY_TTL_SECONDS": "0"}
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            uvicorn_cmd("veche.rooms.main:create_app", port), env=env, cwd=ROOT, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            uvicorn_cmd("veche.rooms.main:create_app", port),
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -102,8 +106,9 @@ async def media(media_app: httpx.AsyncClient) -> httpx.AsyncClient:
 
 @pytest.fixture
 async def rooms(rooms_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=rooms_url, timeout=15,
-                                 headers=internal_headers(CommonSettings())) as client:
+    async with httpx.AsyncClient(
+        base_url=rooms_url, timeout=15, headers=internal_headers(CommonSettings())
+    ) as client:
         yield client
 
 

@@ -94,7 +94,8 @@ class RecordingLiveKitDouble:
 
     def recorded(self, method: str, room: str | None = None, *, ok: bool | None = None) -> list[RecordedCall]:
         return [
-            c for c in self.calls
+            c
+            for c in self.calls
             if c.method == method and (room is None or c.room == room) and (ok is None or c.ok == ok)
         ]
 
@@ -169,8 +170,11 @@ class RecordingLiveKitDouble:
         if req.name not in self.rooms:
             self.rooms[req.name] = DoubleRoom(
                 lk.Room(
-                    name=req.name, sid=self._sid("RM"), max_participants=req.max_participants,
-                    empty_timeout=req.empty_timeout, departure_timeout=req.departure_timeout,
+                    name=req.name,
+                    sid=self._sid("RM"),
+                    max_participants=req.max_participants,
+                    empty_timeout=req.empty_timeout,
+                    departure_timeout=req.departure_timeout,
                 )
             )
         return self.rooms[req.name].room

@@ -55,8 +55,14 @@ class Run:
         self.work = work
         self.started = asyncio.Event()
         self.consumer = DurableConsumer(
-            nats, settings, self.durable, f"{settings.nats_subject_prefix}.{self.room_id}.>",
-            self.handle, retry_base_seconds=0.05, retry_max_seconds=0.2, lag_interval=0.1,
+            nats,
+            settings,
+            self.durable,
+            f"{settings.nats_subject_prefix}.{self.room_id}.>",
+            self.handle,
+            retry_base_seconds=0.05,
+            retry_max_seconds=0.2,
+            lag_interval=0.1,
             fetch_timeout=0.25,
         )
 
@@ -167,8 +173,11 @@ async def test_a_second_consumer_on_the_same_durable_resumes_where_the_first_sto
     second = Run(*own_stream)
     second.room_id, second.durable = first.room_id, first.durable
     second.consumer = DurableConsumer(
-        second.nats, second.settings, first.durable,
-        f"{second.settings.nats_subject_prefix}.{first.room_id}.>", second.handle,
+        second.nats,
+        second.settings,
+        first.durable,
+        f"{second.settings.nats_subject_prefix}.{first.room_id}.>",
+        second.handle,
         fetch_timeout=0.25,
     )
     second.consumer.start()
@@ -186,8 +195,13 @@ async def _done(run: Run, event: RoomEvent) -> bool:
 async def test_a_lone_event_is_handled_without_waiting_for_a_full_batch(own_stream):
     run = Run(*own_stream)
     run.consumer = DurableConsumer(
-        run.nats, run.settings, run.durable, f"{run.settings.nats_subject_prefix}.{run.room_id}.>",
-        run.handle, batch=50, fetch_timeout=2.0,
+        run.nats,
+        run.settings,
+        run.durable,
+        f"{run.settings.nats_subject_prefix}.{run.room_id}.>",
+        run.handle,
+        batch=50,
+        fetch_timeout=2.0,
     )
     run.consumer.start()
     try:

@@ -37,6 +37,7 @@ async def published(livekit_server, meeting, public_id: str) -> dict[str, bool]:
 async def test_host_mutes_a_participants_audio_in_livekit(media, meeting, livekit_server):
     member = await connected(media, meeting)
     try:
+
         async def both_published() -> bool:
             return len(await published(livekit_server, meeting, member.public_id)) == 2
 
@@ -55,6 +56,7 @@ async def test_host_mutes_a_participants_audio_in_livekit(media, meeting, liveki
 async def test_host_mutes_video_and_muting_again_is_still_204(media, meeting, livekit_server):
     member = await connected(media, meeting, "Vera")
     try:
+
         async def video_published() -> bool:
             return member.video_sid in await published(livekit_server, meeting, member.public_id)  # type: ignore[attr-defined]
 
@@ -139,7 +141,8 @@ async def test_mute_with_an_unknown_kind_is_422_validation_error(media, meeting)
 
 async def test_mute_with_a_body_that_is_not_json_is_400_invalid_json(media, meeting):
     response = await media.post(
-        mute_path(meeting.id, meeting.host_public_id), content=b"{kind",
+        mute_path(meeting.id, meeting.host_public_id),
+        content=b"{kind",
         headers={**hdr(meeting.host), "content-type": "application/json"},
     )
     assert_problem(response, 400, "invalid_json")

@@ -78,9 +78,7 @@ async def test_token_lives_ten_minutes_by_default_and_expires_at_says_when(media
 
 
 def test_token_lifetime_follows_livekit_token_ttl_seconds():
-    member = PublicParticipant(
-        id=uuid.uuid4(), display_name="Vera", role="participant", joined_at=utcnow()
-    )
+    member = PublicParticipant(id=uuid.uuid4(), display_name="Vera", role="participant", joined_at=utcnow())
     issued = mint_token(MediaSettings(livekit_token_ttl_seconds=90), member, "veche-x")
     raw = jwt.decode(issued.token, options={"verify_signature": False})
     assert raw["exp"] - raw["nbf"] == 90
@@ -120,9 +118,7 @@ async def test_token_works_when_the_membership_hash_is_gone(media, meeting, redi
 
 
 async def test_token_for_a_stranger_is_403_not_a_participant(media, meeting):
-    assert_problem(
-        await media.post(token_path(meeting.id), headers=hdr(new_pid())), 403, "not_a_participant"
-    )
+    assert_problem(await media.post(token_path(meeting.id), headers=hdr(new_pid())), 403, "not_a_participant")
 
 
 async def test_token_without_identity_is_403_not_a_participant(media, meeting):
@@ -205,4 +201,3 @@ async def test_token_while_livekit_is_unreachable_is_503_unavailable(
         await livekit_double.start()
     assert_problem(response, 503, "unavailable")
     assert response.headers["retry-after"]
-

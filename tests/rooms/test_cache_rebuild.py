@@ -36,8 +36,9 @@ async def test_after_redis_loses_the_room_participants_and_membership_are_still_
     resolver = MembershipResolver(
         redis_client, "http://rooms.internal", headers=internal_headers(CommonSettings())
     )
-    resolver.http = type(api)(transport=api._transport, base_url="http://rooms.internal",
-                              headers=internal_headers(CommonSettings()))
+    resolver.http = type(api)(
+        transport=api._transport, base_url="http://rooms.internal", headers=internal_headers(CommonSettings())
+    )
     try:
         bob_view = await resolver.resolve(room.id, bob)
         assert bob_view.room_status == "active"
@@ -57,14 +58,15 @@ async def test_after_redis_loses_the_room_participants_and_membership_are_still_
     assert await redis_client.ttl(keys.room_participants(room.id)) > 0
 
 
-async def test_membership_hash_is_written_before_join_returns_and_cleared_on_leave(
-    api, room, redis_client
-):
+async def test_membership_hash_is_written_before_join_returns_and_cleared_on_leave(api, room, redis_client):
     bob, bob_self = await room.join("Bob")
     stored = await redis_client.hget(keys.room_participants(room.id), bob)
     assert json.loads(stored) == {
-        "id": bob_self["id"], "display_name": "Bob", "role": "participant",
-        "joined_at": bob_self["joined_at"], "livekit_sid": None,
+        "id": bob_self["id"],
+        "display_name": "Bob",
+        "role": "participant",
+        "joined_at": bob_self["joined_at"],
+        "livekit_sid": None,
     }
     assert 0 < await redis_client.ttl(keys.room_participants(room.id)) <= 6 * 3600
     await api.post(f"/api/v1/rooms/{room.id}/leave", headers=hdr(bob))

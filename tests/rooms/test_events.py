@@ -30,7 +30,8 @@ async def test_each_change_publishes_its_event_once_with_public_fields_and_msg_i
     await api.post(f"/api/v1/rooms/{rid}/leave", headers=hdr(bob))
     await api.post(f"/api/v1/rooms/{rid}/leave", headers=hdr(bob))  # no-op
     dave_public = next(
-        p["id"] for p in (await api.get(f"/api/v1/rooms/{rid}/participants")).json()["participants"]
+        p["id"]
+        for p in (await api.get(f"/api/v1/rooms/{rid}/participants")).json()["participants"]
         if p["display_name"] == "Dave"
     )
     await api.post(f"/api/v1/rooms/{rid}/participants/{dave_public}/kick", headers=hdr(host))
@@ -96,7 +97,8 @@ class OwnNatsServer:
         binary = str(Path(sys.executable).parent / "nats-server")
         self.proc = subprocess.Popen(
             [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", self.store],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -154,9 +156,7 @@ def own_database():
 async def test_events_emitted_while_nats_is_down_arrive_once_after_it_returns(own_nats, own_database):
     settings = RoomsSettings(nats_url=own_nats.url, database_url=own_database, outbox_poll_seconds=0.2)
     async with app_client(create_app(settings)) as client:
-        await eventually(
-            lambda: asyncio.sleep(0, client._transport.app.state.nats.is_connected), timeout=30
-        )
+        await eventually(lambda: asyncio.sleep(0, client._transport.app.state.nats.is_connected), timeout=30)
         own_nats.stop()
         # NATS is down: requests still succeed.
         created = await client.post("/api/v1/rooms", json={"title": "Outage"})

@@ -94,8 +94,9 @@ async def test_join_refuses_invalid_display_names_and_changes_nothing(api, room,
 async def test_non_uuid_header_is_400_everywhere(api, room, header):
     calls = [
         api.post("/api/v1/rooms", json={"title": "x"}, headers={"X-Participant-ID": header}),
-        api.post(f"/api/v1/rooms/{room.id}/join", json={"display_name": "x"},
-                 headers={"X-Participant-ID": header}),
+        api.post(
+            f"/api/v1/rooms/{room.id}/join", json={"display_name": "x"}, headers={"X-Participant-ID": header}
+        ),
         api.post(f"/api/v1/rooms/{room.id}/leave", headers={"X-Participant-ID": header}),
         api.post(f"/api/v1/rooms/{room.id}/end", headers={"X-Participant-ID": header}),
     ]

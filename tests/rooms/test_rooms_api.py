@@ -5,8 +5,16 @@ import uuid
 from tests.helpers import hdr, new_pid
 
 ROOM_FIELDS = {
-    "id", "livekit_room_name", "title", "description", "status", "max_participants",
-    "participant_count", "created_at", "updated_at", "expires_at",
+    "id",
+    "livekit_room_name",
+    "title",
+    "description",
+    "status",
+    "max_participants",
+    "participant_count",
+    "created_at",
+    "updated_at",
+    "expires_at",
 }
 SELF_FIELDS = {"id", "room_id", "participant_id", "display_name", "role", "joined_at", "left_at"}
 PUBLIC_FIELDS = {"id", "display_name", "role", "joined_at", "livekit_sid"}
@@ -34,8 +42,7 @@ async def test_create_answers_201_with_room_host_self_and_location(api):
     pid = new_pid()
     response = await api.post(
         "/api/v1/rooms",
-        json={"title": "  Planning  ", "description": "Q4", "max_participants": 4,
-              "display_name": "Anna"},
+        json={"title": "  Planning  ", "description": "Q4", "max_participants": 4, "display_name": "Anna"},
         headers=hdr(pid),
     )
     assert response.status_code == 201
@@ -82,9 +89,7 @@ async def test_create_with_malformed_header_is_400_invalid_participant_id(api):
 
 async def test_create_with_body_that_is_not_json_is_400_invalid_json(api):
     for raw in (b"{not json", b"[1, 2]", b'"just a string"', b""):
-        response = await api.post(
-            "/api/v1/rooms", content=raw, headers={"content-type": "application/json"}
-        )
+        response = await api.post("/api/v1/rooms", content=raw, headers={"content-type": "application/json"})
         assert_problem(response, 400, "invalid_json")
 
 
@@ -152,9 +157,7 @@ async def test_join_again_while_active_answers_200_same_membership_and_updates_n
 async def test_join_after_leaving_creates_a_new_membership(api, room):
     pid, first = await room.join("Bob")
     assert (await api.post(f"/api/v1/rooms/{room.id}/leave", headers=hdr(pid))).status_code == 204
-    response = await api.post(
-        f"/api/v1/rooms/{room.id}/join", json={"display_name": "Bob"}, headers=hdr(pid)
-    )
+    response = await api.post(f"/api/v1/rooms/{room.id}/join", json={"display_name": "Bob"}, headers=hdr(pid))
     assert response.status_code == 201
     assert response.json()["id"] != first["id"]
     assert response.json()["left_at"] is None
@@ -218,7 +221,8 @@ async def test_leave_answers_204_and_again_204(api, room):
 async def test_leave_by_someone_who_never_joined_is_404_participant_not_found(api, room):
     assert_problem(
         await api.post(f"/api/v1/rooms/{room.id}/leave", headers=hdr(new_pid())),
-        404, "participant_not_found",
+        404,
+        "participant_not_found",
     )
     assert_problem(await api.post(f"/api/v1/rooms/{room.id}/leave"), 404, "participant_not_found")
 
@@ -320,9 +324,7 @@ async def test_kick_by_host_answers_204_and_the_kicked_is_banned_from_rejoining(
 async def test_kick_by_a_participant_is_403_not_host(api, room):
     bob, _ = await room.join("Bob")
     _, carol = await room.join("Carol")
-    response = await api.post(
-        f"/api/v1/rooms/{room.id}/participants/{carol['id']}/kick", headers=hdr(bob)
-    )
+    response = await api.post(f"/api/v1/rooms/{room.id}/participants/{carol['id']}/kick", headers=hdr(bob))
     assert_problem(response, 403, "not_host")
 
 

@@ -51,7 +51,8 @@ async def test_no_response_of_one_participant_contains_another_participants_secr
 async def test_client_ip_and_user_agent_are_stored_and_never_returned(api, db):
     pid = new_pid()
     response = await api.post(
-        "/api/v1/rooms", json={"title": "IP"},
+        "/api/v1/rooms",
+        json={"title": "IP"},
         headers={**hdr(pid), "User-Agent": "TestAgent/1.0", "X-Real-IP": "203.0.113.9"},
     )
     assert response.status_code == 201
@@ -90,11 +91,10 @@ async def test_the_address_the_gateway_saw_is_stored(rooms_app, db):
 async def test_through_the_gateway_a_spoofed_forwarded_for_is_not_stored_as_client_ip(gw, db):
     pid = new_pid()
     response = await gw.post(
-        "/api/v1/rooms", json={"title": "Spoof"},
+        "/api/v1/rooms",
+        json={"title": "Spoof"},
         headers={**hdr(pid), "X-Forwarded-For": "198.51.100.66", "X-Real-IP": "198.51.100.67"},
     )
     assert response.status_code == 201
-    ip = await db.fetchval(
-        "SELECT host(client_ip) FROM room_participants WHERE participant_id = $1", pid
-    )
+    ip = await db.fetchval("SELECT host(client_ip) FROM room_participants WHERE participant_id = $1", pid)
     assert ip == "127.0.0.1"

@@ -59,14 +59,18 @@ async def test_room_finished_webhook_is_accepted(api, room):
 async def test_webhook_with_a_wrong_or_missing_signature_is_401_and_changes_nothing(api, room):
     _, bob = await room.join("Bob")
     body = event("participant_left", bob["id"], "PA_x", f"veche-{room.id}")
-    wrong_secret = await api.post("/api/v1/livekit/webhook", content=body,
-                                  headers=signed(body, secret="not-the-secret"))
-    tampered = await api.post("/api/v1/livekit/webhook", content=body.replace("PA_x", "PA_y"),
-                              headers=signed(body))
-    missing = await api.post("/api/v1/livekit/webhook", content=body,
-                             headers={"Content-Type": "application/webhook+json"})
-    garbage = await api.post("/api/v1/livekit/webhook", content=body,
-                             headers={"Authorization": "Bearer nonsense"})
+    wrong_secret = await api.post(
+        "/api/v1/livekit/webhook", content=body, headers=signed(body, secret="not-the-secret")
+    )
+    tampered = await api.post(
+        "/api/v1/livekit/webhook", content=body.replace("PA_x", "PA_y"), headers=signed(body)
+    )
+    missing = await api.post(
+        "/api/v1/livekit/webhook", content=body, headers={"Content-Type": "application/webhook+json"}
+    )
+    garbage = await api.post(
+        "/api/v1/livekit/webhook", content=body, headers={"Authorization": "Bearer nonsense"}
+    )
     for response in (wrong_secret, tampered, missing, garbage):
         assert response.status_code == 401, response.text
         assert response.headers["content-type"] == "application/problem+json"
@@ -125,12 +129,17 @@ async def test_a_connection_the_platform_lost_is_no_leave(api, room):
     """LiveKit shutting down or a dropped network: the member stays, without a LiveKit sid, and
     presence decides as for anyone else."""
     _, bob = await room.join("Bob")
-    for reason in (lk.DisconnectReason.SERVER_SHUTDOWN, lk.DisconnectReason.SIGNAL_CLOSE,
-                   lk.DisconnectReason.CONNECTION_TIMEOUT, lk.DisconnectReason.DUPLICATE_IDENTITY):
+    for reason in (
+        lk.DisconnectReason.SERVER_SHUTDOWN,
+        lk.DisconnectReason.SIGNAL_CLOSE,
+        lk.DisconnectReason.CONNECTION_TIMEOUT,
+        lk.DisconnectReason.DUPLICATE_IDENTITY,
+    ):
         await _hook(api, "participant_joined", bob["id"], "PA_c", f"veche-{room.id}")
         await _hook(api, "participant_left", bob["id"], "PA_c", f"veche-{room.id}", reason)
         assert (await _listed(api, room))[bob["id"]]["livekit_sid"] is None
     await _hook(api, "participant_joined", bob["id"], "PA_d", f"veche-{room.id}")
-    await _hook(api, "participant_left", bob["id"], "PA_d", f"veche-{room.id}",
-                lk.DisconnectReason.CLIENT_INITIATED)
+    await _hook(
+        api, "participant_left", bob["id"], "PA_d", f"veche-{room.id}", lk.DisconnectReason.CLIENT_INITIATED
+    )
     assert bob["id"] not in await _listed(api, room)

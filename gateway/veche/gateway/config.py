@@ -84,8 +84,7 @@ def dynamic_config(cfg: GatewayConfig) -> dict[str, object]:
         "middlewares": api_mw,
     }
     routers["rooms"] = {
-        "rule": "Path(`/api/v1/rooms`) || PathPrefix(`/api/v1/rooms/`)"
-        " || Path(`/api/v1/livekit/webhook`)",
+        "rule": "Path(`/api/v1/rooms`) || PathPrefix(`/api/v1/rooms/`) || Path(`/api/v1/livekit/webhook`)",
         "service": "rooms",
         "priority": 200,
         "middlewares": api_mw,

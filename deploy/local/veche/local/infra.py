@@ -26,8 +26,11 @@ def _apt_install(package: str) -> None:
         raise RuntimeError(f"{package} is not installed; install it or point the URL at a server")
     print(f"installing {package} with apt-get …", flush=True)
     subprocess.run(["apt-get", "update", "-qq"], check=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True,
-                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", package],
+        check=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
 
 
 def _wait_port(host: str, port: int, what: str, timeout: float = 30) -> None:
@@ -86,8 +89,7 @@ class LocalInfra:
         store = self.run_dir / "nats"
         store.mkdir(parents=True, exist_ok=True)
         print(f"starting nats-server on {host}:{port}", flush=True)
-        self._spawn("nats", [bin_path("nats-server"), "-a", host, "-p", str(port), "-js",
-                             "-sd", str(store)])
+        self._spawn("nats", [bin_path("nats-server"), "-a", host, "-p", str(port), "-js", "-sd", str(store)])
         _wait_port(host, port, "nats-server")
 
     def redis(self, url: str) -> None:
@@ -97,8 +99,9 @@ class LocalInfra:
         if not shutil.which("redis-server"):
             _apt_install("redis-server")
         print(f"starting redis-server on {host}:{port}", flush=True)
-        self._spawn("redis", ["redis-server", "--bind", host, "--port", str(port), "--save", "",
-                              "--appendonly", "no"])
+        self._spawn(
+            "redis", ["redis-server", "--bind", host, "--port", str(port), "--save", "", "--appendonly", "no"]
+        )
         _wait_port(host, port, "redis-server")
 
     def postgres(self, url: str) -> None:
@@ -122,11 +125,16 @@ class LocalInfra:
             data.mkdir(parents=True)
             if runas:
                 shutil.chown(data, "postgres")
-            subprocess.run([*runas, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                            "--auth", "trust"], check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [*runas, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth", "trust"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
         print(f"starting postgres on {host}:{port}", flush=True)
-        self._spawn("postgres", [*runas, str(bindir / "postgres"), "-D", str(data), "-h", host,
-                                 "-p", str(port), "-k", "/tmp"])
+        self._spawn(
+            "postgres",
+            [*runas, str(bindir / "postgres"), "-D", str(data), "-h", host, "-p", str(port), "-k", "/tmp"],
+        )
         _wait_port(host, port, "postgres")
 
     def livekit(
@@ -148,15 +156,21 @@ class LocalInfra:
         if port_open(host, port):
             return False
         config = livekit_config(
-            port=port, api_key=api_key, api_secret=api_secret, webhook_url=webhook_url,
-            tcp_port=tcp_port, udp_ports=udp_ports,
+            port=port,
+            api_key=api_key,
+            api_secret=api_secret,
+            webhook_url=webhook_url,
+            tcp_port=tcp_port,
+            udp_ports=udp_ports,
         )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / f"{name}.yaml"
         path.write_text(config)
         path.chmod(0o600)  # it holds the API secret
-        print(f"starting livekit-server on {host}:{port} (media on udp {udp_ports[0]}-{udp_ports[1]})",
-              flush=True)
+        print(
+            f"starting livekit-server on {host}:{port} (media on udp {udp_ports[0]}-{udp_ports[1]})",
+            flush=True,
+        )
         self._spawn(name, [livekit_binary(), "--config", str(path)])
         _wait_port(host, port, "livekit-server")
         return True
@@ -241,7 +255,8 @@ def ensure_database(url: str) -> None:
 
 def migrate(url: str) -> None:
     subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", str(ROOT / "services/rooms/alembic.ini"),
-         "upgrade", "head"],
-        check=True, env={**os.environ, "DATABASE_URL": url}, cwd=ROOT,
+        [sys.executable, "-m", "alembic", "-c", str(ROOT / "services/rooms/alembic.ini"), "upgrade", "head"],
+        check=True,
+        env={**os.environ, "DATABASE_URL": url},
+        cwd=ROOT,
     )

@@ -41,9 +41,12 @@ def isolated_stack(purpose: str, env: dict[str, str] | None = None) -> Iterator[
         infra.redis(settings.redis_url)
         infra.nats(settings.nats_url)
         infra.livekit(
-            livekit_url, api_key=settings.livekit_api_key, api_secret=settings.livekit_api_secret,
+            livekit_url,
+            api_key=settings.livekit_api_key,
+            api_secret=settings.livekit_api_secret,
             webhook_url=f"http://127.0.0.1:{gateway_port}/api/v1/livekit/webhook",
-            tcp_port=free_port(), udp_ports=(base_udp, base_udp + 59),
+            tcp_port=free_port(),
+            udp_ports=(base_udp, base_udp + 59),
         )
         database_url = f"{settings.database_url.rsplit('/', 1)[0]}/veche_{purpose}_{run}"
         full_env = {
@@ -57,8 +60,12 @@ def isolated_stack(purpose: str, env: dict[str, str] | None = None) -> Iterator[
         ensure_database(database_url)
         migrate(database_url)
         ports = {name: free_port() for name in ("rooms", "chat", "media-token", "janitor", "web")}
-        stack = Stack(run_dir=Path(tempfile.mkdtemp(prefix=f"veche-{purpose}-")), env=full_env,
-                      gateway_port=gateway_port, ports=ports)
+        stack = Stack(
+            run_dir=Path(tempfile.mkdtemp(prefix=f"veche-{purpose}-")),
+            env=full_env,
+            gateway_port=gateway_port,
+            ports=ports,
+        )
         try:
             stack.start()
             stack.infra = infra  # type: ignore[attr-defined]

@@ -46,11 +46,21 @@ def bin_path(name: str) -> str:
 
 def uvicorn_cmd(app: str, port: int) -> list[str]:
     return [
-        sys.executable, "-m", "uvicorn", "--factory", app,
-        "--host", "127.0.0.1", "--port", str(port),
-        "--no-access-log", "--timeout-graceful-shutdown", "5",
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "5",
         # WebSocket frames over 16 KiB close the socket with 1009.
-        "--ws-max-size", "16384",
+        "--ws-max-size",
+        "16384",
     ]
 
 
@@ -70,7 +80,11 @@ class Stack:
     gateway_port: int = 8080
     ports: dict[str, int] = field(
         default_factory=lambda: {
-            "rooms": 8001, "chat": 8002, "media-token": 8003, "janitor": 8004, "web": 8005
+            "rooms": 8001,
+            "chat": 8002,
+            "media-token": 8003,
+            "janitor": 8004,
+            "web": 8005,
         }
     )
     extra_chat_ports: list[int] = field(default_factory=list)
@@ -89,38 +103,51 @@ class Stack:
         env["ROOMS_INTERNAL_URL"] = f"http://127.0.0.1:{self.ports['rooms']}"
         env.setdefault("CORS_ORIGINS", f'["{self.url}"]')
         specs = [
-            Process("rooms", uvicorn_cmd("veche.rooms.main:create_app", self.ports["rooms"]),
-                    self.ports["rooms"], env),
-            Process("chat", uvicorn_cmd("veche.chat.main:create_app", self.ports["chat"]),
-                    self.ports["chat"], env),
+            Process(
+                "rooms",
+                uvicorn_cmd("veche.rooms.main:create_app", self.ports["rooms"]),
+                self.ports["rooms"],
+                env,
+            ),
+            Process(
+                "chat", uvicorn_cmd("veche.chat.main:create_app", self.ports["chat"]), self.ports["chat"], env
+            ),
         ]
         for i, port in enumerate(self.extra_chat_ports, start=2):
             specs.append(Process(f"chat{i}", uvicorn_cmd("veche.chat.main:create_app", port), port, env))
         specs += [
-            Process("media-token",
-                    uvicorn_cmd("veche.media_token.main:create_app", self.ports["media-token"]),
-                    self.ports["media-token"], env),
-            Process("janitor", [sys.executable, "-m", "veche.janitor.main"], self.ports["janitor"],
-                    {**env, "JANITOR_PORT": str(self.ports["janitor"])}),
+            Process(
+                "media-token",
+                uvicorn_cmd("veche.media_token.main:create_app", self.ports["media-token"]),
+                self.ports["media-token"],
+                env,
+            ),
+            Process(
+                "janitor",
+                [sys.executable, "-m", "veche.janitor.main"],
+                self.ports["janitor"],
+                {**env, "JANITOR_PORT": str(self.ports["janitor"])},
+            ),
         ]
         if (ROOT / "web" / "server.py").exists():
-            specs.append(Process("web", [sys.executable, str(ROOT / "web" / "server.py")],
-                                 self.ports["web"], {**env, "WEB_PORT": str(self.ports["web"])}))
+            specs.append(
+                Process(
+                    "web",
+                    [sys.executable, str(ROOT / "web" / "server.py")],
+                    self.ports["web"],
+                    {**env, "WEB_PORT": str(self.ports["web"])},
+                )
+            )
         if self.only is not None:
             specs = [p for p in specs if p.name.rstrip("0123456789") in self.only]
         cfg = GatewayConfig(port=self.gateway_port)
-        cfg.upstreams = {
-            name: [f"http://127.0.0.1:{port}"] for name, port in self.ports.items()
-        }
+        cfg.upstreams = {name: [f"http://127.0.0.1:{port}"] for name, port in self.ports.items()}
         cfg.upstreams["chat"] += [f"http://127.0.0.1:{p}" for p in self.extra_chat_ports]
-        cfg.trusted_proxies = [
-            p.strip() for p in env.get("TRUSTED_PROXIES", "").split(",") if p.strip()
-        ]
+        cfg.trusted_proxies = [p.strip() for p in env.get("TRUSTED_PROXIES", "").split(",") if p.strip()]
         cfg.rate_average = int(env.get("GATEWAY_RATE_AVERAGE", cfg.rate_average))
         cfg.rate_burst = int(env.get("GATEWAY_RATE_BURST", cfg.rate_burst))
         static = render(cfg, self.run_dir / "gateway")
-        specs.append(Process("gateway", [bin_path("traefik"), "--configFile", str(static)],
-                             None, env))
+        specs.append(Process("gateway", [bin_path("traefik"), "--configFile", str(static)], None, env))
         return specs
 
     def start_process(self, proc: Process) -> None:
@@ -131,7 +158,11 @@ class Stack:
             else None
         )
         proc.popen = subprocess.Popen(
-            proc.cmd, env=proc.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            proc.cmd,
+            env=proc.env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 

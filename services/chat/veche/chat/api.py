@@ -20,9 +20,7 @@ def _service(request: Request) -> ChatService:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
-async def _member(
-    room_id: str, request: Request, x_participant_id: IdentityHeader = None
-) -> Caller:
+async def _member(room_id: str, request: Request, x_participant_id: IdentityHeader = None) -> Caller:
     """The caller as an active member of the room in the path."""
     room = parse_room_id(room_id)
     participant_id = parse_participant_id(x_participant_id)
@@ -33,7 +31,8 @@ Service = Annotated[ChatService, Depends(_service)]
 Member = Annotated[Caller, Depends(_member)]
 Limit = Annotated[int, Query(ge=1, le=200)]
 
-_ERRORS = error_responses({
+_ERRORS = error_responses(
+    {
         400: "invalid_participant_id or invalid_json",
         403: "not_a_participant or not_author",
         404: "room_not_found or message_not_found",
@@ -42,7 +41,8 @@ _ERRORS = error_responses({
         422: "validation_error",
         429: "rate_limited",
         503: "unavailable",
-})
+    }
+)
 
 
 def _cursor(name: str, raw: str | None) -> UUID | None:
@@ -74,9 +74,7 @@ async def post_message(body: MessageBody, member: Member, service: Service) -> M
 
 
 @router.put("/messages/{message_id}", response_model=MessageView, responses=_ERRORS)
-async def edit_message(
-    message_id: str, body: MessageBody, member: Member, service: Service
-) -> MessageView:
+async def edit_message(message_id: str, body: MessageBody, member: Member, service: Service) -> MessageView:
     return await service.edit(member, message_id, body.content)
 
 

@@ -31,7 +31,9 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
         redis = create_redis(settings)
         store = ChatStore(redis, settings)
         membership = MembershipResolver(
-            redis, settings.rooms_internal_url, timeout=settings.dependency_timeout_seconds,
+            redis,
+            settings.rooms_internal_url,
+            timeout=settings.dependency_timeout_seconds,
             headers=internal_headers(settings),
         )
         service = ChatService(store, membership, redis, app.state.rate_limits, settings)
@@ -73,7 +75,10 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
         return {"redis": redis}
 
     app = create_service_app(
-        service="chat", settings=settings, lifespan=lifespan, readiness=readiness,
+        service="chat",
+        settings=settings,
+        lifespan=lifespan,
+        readiness=readiness,
         title="veche chat",
     )
     app.include_router(api.router)

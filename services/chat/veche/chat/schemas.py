@@ -19,8 +19,13 @@ CONTENT_MAX_BYTES = 16 * 1024
 Content = Annotated[
     StrictStr,
     AfterValidator(
-        trimmed_text("content", CONTENT_MAX_CHARS, allowed_controls=LINE_BREAKS,
-                     max_utf8_bytes=CONTENT_MAX_BYTES, visible=False)
+        trimmed_text(
+            "content",
+            CONTENT_MAX_CHARS,
+            allowed_controls=LINE_BREAKS,
+            max_utf8_bytes=CONTENT_MAX_BYTES,
+            visible=False,
+        )
     ),
 ]
 

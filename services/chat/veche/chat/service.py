@@ -80,7 +80,6 @@ def system_message(event: RoomEvent) -> tuple[SystemInfo, str] | None:
     return SystemInfo(event=kind, display_name=name), template.format(name=name)
 
 
-
 class ChatService:
     def __init__(
         self,
@@ -135,7 +134,8 @@ class ChatService:
             "chat_send", self.settings.rate_limit_chat_send, f"{caller.room_id}:{identity}"
         )
         await self.rate_limits.hit(
-            "chat_send_address", self.settings.rate_limit_chat_send_address,
+            "chat_send_address",
+            self.settings.rate_limit_chat_send_address,
             caller.client_ip or "unknown",
         )
         sender = caller.member
@@ -168,9 +168,7 @@ class ChatService:
                 raise NotAuthor("Only its author may edit a message")
             edited = message.model_copy(update={"content": content, "edited_at": utcnow()})
             view = edited.public()
-            if await self.store.swap(
-                caller.room_id, member, edited, fanout.updated_envelope(view)
-            ):
+            if await self.store.swap(caller.room_id, member, edited, fanout.updated_envelope(view)):
                 return view
         raise Unavailable("The message is changing too fast; try again", retry_after=1)
 
@@ -183,9 +181,7 @@ class ChatService:
             member, message = found
             if message.participant_id != caller.participant_id and not caller.is_host:
                 raise NotAuthor("Only its author or the host may delete a message")
-            if await self.store.swap(
-                caller.room_id, member, None, fanout.deleted_envelope(target)
-            ):
+            if await self.store.swap(caller.room_id, member, None, fanout.deleted_envelope(target)):
                 return
         raise Unavailable("The message is changing too fast; try again", retry_after=1)
 
@@ -207,9 +203,7 @@ class ChatService:
             if status != "ended":
                 log.warning("room.ended for room %s, which is not ended: ignored", event.room_id)
                 return
-            await self.store.publish_once(
-                event.room_id, event.event_id, [fanout.ended_envelope()]
-            )
+            await self.store.publish_once(event.room_id, event.event_id, [fanout.ended_envelope()])
             return
         participant = event.participant
         described = system_message(event)

@@ -67,7 +67,10 @@ end
 # ARGV: id, score, member, min_score, max_count, ttl_ms, channel, event id or '', max_bytes,
 #       envelope...
 # Returns {1} written, {0, head} id not above the head (retry with a larger id), {2} duplicate.
-_APPEND = _LUA_LESS + _LUA_BYTES + """
+_APPEND = (
+    _LUA_LESS
+    + _LUA_BYTES
+    + """
 local id = ARGV[1]
 if KEYS[4] and redis.call('SISMEMBER', KEYS[4], ARGV[8]) == 1 then return {2} end
 local head = redis.call('GET', KEYS[2])
@@ -92,10 +95,13 @@ end
 for i = 10, #ARGV do redis.call('PUBLISH', ARGV[7], ARGV[i]) end
 return {1}
 """
+)
 
 # KEYS: messages. ARGV: mode (latest|after|before), min_score, limit, cursor_ms, cursor_id
 # after/before are exclusive; members of the cursor's own millisecond are skipped by id.
-_PAGE = _LUA_LESS + """
+_PAGE = (
+    _LUA_LESS
+    + """
 local mode, min_score, limit = ARGV[1], ARGV[2], ARGV[3]
 if mode == 'latest' then
   return redis.call('ZRANGE', KEYS[1], '+inf', min_score, 'BYSCORE', 'REV', 'LIMIT', 0, limit)
@@ -118,12 +124,15 @@ for _, m in ipairs(redis.call('ZRANGE', KEYS[1], cursor_ms, cursor_ms, 'BYSCORE'
 end
 return redis.call('ZRANGE', KEYS[1], cursor_ms, min_score, 'BYSCORE', 'REV', 'LIMIT', skip, limit)
 """
+)
 
 # Compare-and-swap of one message: replaces (or, with an empty new member, removes) `old` only
 # if it is still there, and publishes the change. An edit and a delete of one message are
 # serialised here, so neither can act on a version the other already replaced.
 # KEYS: messages, bytes. ARGV: old member, new member or '', score, channel, envelope
-_SWAP = _LUA_BYTES + """
+_SWAP = (
+    _LUA_BYTES
+    + """
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 local total = total_bytes(KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
@@ -134,6 +143,7 @@ if ttl > 0 then redis.call('SET', KEYS[2], total, 'PX', ttl) else redis.call('SE
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 """
+)
 
 # KEYS: events seen. ARGV: ttl_ms, event id, channel, envelope...
 _PUBLISH_ONCE = """
@@ -142,6 +152,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 for i = 4, #ARGV do redis.call('PUBLISH', ARGV[3], ARGV[i]) end
 return 1
 """
+
 
 def head_key(room_id: UUID | str) -> str:
     """String: the greatest message id ever written to the room."""
@@ -182,9 +193,16 @@ class ChatStore:
         if event_id is not None:
             keys_.append(keys.chat_events_seen(room_id))
         args: list[str | int] = [
-            str(message.id), message.score, message.to_member(), self._min_score(),
-            self.max_messages, self.ttl_ms, keys.chat_channel(room_id),
-            str(event_id) if event_id is not None else "", self.max_bytes, *envelopes,
+            str(message.id),
+            message.score,
+            message.to_member(),
+            self._min_score(),
+            self.max_messages,
+            self.ttl_ms,
+            keys.chat_channel(room_id),
+            str(event_id) if event_id is not None else "",
+            self.max_bytes,
+            *envelopes,
         ]
         result = await self._append(keys=keys_, args=args)
         code = int(result[0])
@@ -232,17 +250,18 @@ class ChatStore:
                 return member, StoredMessage.model_validate_json(member)
         return None
 
-    async def swap(
-        self, room_id: UUID, old_member: str, new: StoredMessage | None, envelope: str
-    ) -> bool:
+    async def swap(self, room_id: UUID, old_member: str, new: StoredMessage | None, envelope: str) -> bool:
         """Replaces (new) or removes (None) a message if `old_member` is still its current
         version; False when a concurrent edit or delete got there first."""
         score = new.score if new is not None else 0
         result = await self._swap(
             keys=[keys.chat_messages(room_id), keys.chat_bytes(room_id)],
             args=[
-                old_member, new.to_member() if new is not None else "", score,
-                keys.chat_channel(room_id), envelope,
+                old_member,
+                new.to_member() if new is not None else "",
+                score,
+                keys.chat_channel(room_id),
+                envelope,
             ],
         )
         return bool(int(result))
@@ -268,9 +287,7 @@ class ChatStore:
                 pipe.expire(key, PRESENCE_KEY_TTL_SECONDS)
             await pipe.execute()
 
-    async def memberships(
-        self, members: list[tuple[UUID, str]]
-    ) -> list[tuple[str | None, str | None]]:
+    async def memberships(self, members: list[tuple[UUID, str]]) -> list[tuple[str | None, str | None]]:
         """(room status, member JSON) from the rooms' participants hash for each (room,
         participant secret); status None means the hash is missing."""
         if not members:

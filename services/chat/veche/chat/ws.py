@@ -148,9 +148,7 @@ class ChatSocket:
         while True:
             batch = await self.service.replay(self.room_id, cursor, REPLAY_PAGE)
             for message in batch:
-                await self.websocket.send_text(
-                    dumps(fanout.message_frame("message.created", message))
-                )
+                await self.websocket.send_text(dumps(fanout.message_frame("message.created", message)))
             if batch:
                 cursor = batch[-1].id
             if len(batch) < REPLAY_PAGE:
@@ -296,8 +294,9 @@ async def chat_socket(websocket: WebSocket, room_id: str) -> None:
         return
     try:
         participant_id, after = await _credentials(websocket, settings)
-        address = peer_client_ip(websocket.client.host if websocket.client else None,
-                                 websocket.headers, settings)
+        address = peer_client_ip(
+            websocket.client.host if websocket.client else None, websocket.headers, settings
+        )
         caller = await service.authorize(room, participant_id, address)
     except _Refused as refused:
         await _close(websocket, refused.code, close_timeout)
@@ -379,9 +378,7 @@ class PresenceKeeper:
         sockets = [s for s in self.hub.sockets() if isinstance(s, ChatSocket)]
         if not sockets:
             return
-        await self.store.touch_presence(
-            list({(s.room_id, s.caller.member.id) for s in sockets})
-        )
+        await self.store.touch_presence(list({(s.room_id, s.caller.member.id) for s in sockets}))
         rows = await self.store.memberships([(s.room_id, s.caller.participant_id) for s in sockets])
         for socket, (status, raw) in zip(sockets, rows, strict=True):
             if status is None:

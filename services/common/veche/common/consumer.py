@@ -27,9 +27,7 @@ from veche.common.settings import CommonSettings
 
 log = logging.getLogger("veche.consumer")
 
-PROCESSED = Counter(
-    "veche_consumer_processed_total", "Events handled and acknowledged", ["durable"]
-)
+PROCESSED = Counter("veche_consumer_processed_total", "Events handled and acknowledged", ["durable"])
 FAILURES = Counter(
     "veche_consumer_failures_total",
     "Handler failures (each one is redelivered later) and unreadable messages",
@@ -101,8 +99,7 @@ class DurableConsumer:
         try:
             await asyncio.wait_for(asyncio.shield(self._task), self.drain_seconds)
         except TimeoutError:
-            log.warning("consumer %s did not drain in %.0fs; cancelling", self.durable,
-                        self.drain_seconds)
+            log.warning("consumer %s did not drain in %.0fs; cancelling", self.durable, self.drain_seconds)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
@@ -117,8 +114,7 @@ class DurableConsumer:
             try:
                 subscription = await self._subscribe()
             except Exception as exc:  # noqa: BLE001 - the stream may not exist yet; retry
-                log.warning("consumer %s cannot subscribe: %s; retrying", self.durable,
-                            type(exc).__name__)
+                log.warning("consumer %s cannot subscribe: %s; retrying", self.durable, type(exc).__name__)
                 await self._pause(delay)
                 delay = min(delay * 2, 5.0)
                 continue
@@ -126,8 +122,7 @@ class DurableConsumer:
             try:
                 await self._pull(subscription)
             except Exception as exc:  # noqa: BLE001 - a lost connection: subscribe again
-                log.warning("consumer %s interrupted: %s; resubscribing", self.durable,
-                            type(exc).__name__)
+                log.warning("consumer %s interrupted: %s; resubscribing", self.durable, type(exc).__name__)
                 await self._pause(delay)
             finally:
                 with contextlib.suppress(Exception):
@@ -157,7 +152,9 @@ class DurableConsumer:
             filter_subject=self.filter_subject,
         )
         return await js.pull_subscribe(
-            self.filter_subject, durable=self.durable, stream=self.settings.nats_stream,
+            self.filter_subject,
+            durable=self.durable,
+            stream=self.settings.nats_stream,
             config=config,
         )
 
@@ -200,8 +197,7 @@ class DurableConsumer:
                 event = RoomEvent.from_json(msg.data)
             except ValidationError:
                 self._failures.inc()
-                log.warning("consumer %s: unreadable message on %s; dropped", self.durable,
-                            msg.subject)
+                log.warning("consumer %s: unreadable message on %s; dropped", self.durable, msg.subject)
                 await msg.term()
                 continue
             by_room.setdefault(event.room_id, []).append((msg, event))
@@ -237,7 +233,12 @@ class DurableConsumer:
             log.log(
                 level,
                 "consumer %s: %s of room %s failed (%s, delivery %d); retrying in %.1fs",
-                self.durable, event.type, event.room_id, type(exc).__name__, deliveries, delay,
+                self.durable,
+                event.type,
+                event.room_id,
+                type(exc).__name__,
+                deliveries,
+                delay,
             )
             await msg.nak(delay=delay)
             return

@@ -34,7 +34,10 @@ class Membership:
 
 class MembershipResolver:
     def __init__(
-        self, redis: aioredis.Redis, rooms_url: str, timeout: float = 3.0,
+        self,
+        redis: aioredis.Redis,
+        rooms_url: str,
+        timeout: float = 3.0,
         headers: dict[str, str] | None = None,
     ) -> None:
         self.redis = redis
@@ -57,9 +60,7 @@ class MembershipResolver:
     async def _ask_rooms(self, room_id: UUID, pid: str | None) -> Membership:
         headers = {HEADER: pid} if pid else {}
         try:
-            response = await self.http.get(
-                f"/internal/v1/rooms/{room_id}/membership", headers=headers
-            )
+            response = await self.http.get(f"/internal/v1/rooms/{room_id}/membership", headers=headers)
         except httpx.HTTPError as exc:
             raise Unavailable("The rooms service cannot be reached") from exc
         if response.status_code == 404:

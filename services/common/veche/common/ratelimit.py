@@ -35,13 +35,17 @@ class RateLimits:
         self.settings = settings
         if settings.redis_cluster_url:
             storage: RedisStorage | RedisClusterStorage = RedisClusterStorage(
-                _storage_uri(settings.redis_cluster_url, cluster=True), implementation="redispy",
-                key_prefix=RATE_KEY_PREFIX, socket_timeout=settings.dependency_timeout_seconds,
+                _storage_uri(settings.redis_cluster_url, cluster=True),
+                implementation="redispy",
+                key_prefix=RATE_KEY_PREFIX,
+                socket_timeout=settings.dependency_timeout_seconds,
             )
         else:
             storage = RedisStorage(
-                _storage_uri(settings.redis_url, cluster=False), implementation="redispy",
-                key_prefix=RATE_KEY_PREFIX, socket_timeout=settings.dependency_timeout_seconds,
+                _storage_uri(settings.redis_url, cluster=False),
+                implementation="redispy",
+                key_prefix=RATE_KEY_PREFIX,
+                socket_timeout=settings.dependency_timeout_seconds,
             )
         self.storage = storage
         self.limiter = MovingWindowRateLimiter(storage)

@@ -107,16 +107,23 @@ class CommonSettings(BaseSettings):
         if self.dev_mode:
             return self
         weak = []
-        if self.livekit_api_secret == DEV_LIVEKIT_API_SECRET or len(self.livekit_api_secret) < 32 \
-                or self.livekit_api_secret.startswith(_PLACEHOLDER_PREFIX):
+        if (
+            self.livekit_api_secret == DEV_LIVEKIT_API_SECRET
+            or len(self.livekit_api_secret) < 32
+            or self.livekit_api_secret.startswith(_PLACEHOLDER_PREFIX)
+        ):
             weak.append("LIVEKIT_API_SECRET (a pair from `livekit-server generate-keys`)")
-        if self.internal_api_token == DEV_INTERNAL_API_TOKEN or len(self.internal_api_token) < 32 \
-                or self.internal_api_token.startswith(_PLACEHOLDER_PREFIX):
+        if (
+            self.internal_api_token == DEV_INTERNAL_API_TOKEN
+            or len(self.internal_api_token) < 32
+            or self.internal_api_token.startswith(_PLACEHOLDER_PREFIX)
+        ):
             weak.append("INTERNAL_API_TOKEN (e.g. `openssl rand -hex 32`)")
         if weak:
             raise ValueError(
                 "refusing to start with a development or placeholder secret; set "
-                + " and ".join(weak) + " (at least 32 characters), or DEV_MODE=true on a "
+                + " and ".join(weak)
+                + " (at least 32 characters), or DEV_MODE=true on a "
                 "machine of your own"
             )
         return self

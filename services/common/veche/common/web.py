@@ -35,9 +35,7 @@ log = logging.getLogger("veche.http")
 HTTP_REQUESTS = Counter(
     "veche_http_requests_total", "HTTP requests answered", ["service", "method", "route", "status"]
 )
-HTTP_LATENCY = Histogram(
-    "veche_http_request_seconds", "HTTP request latency", ["service", "method", "route"]
-)
+HTTP_LATENCY = Histogram("veche_http_request_seconds", "HTTP request latency", ["service", "method", "route"])
 
 ReadinessCheck = Callable[[], Awaitable[Any]]
 
@@ -265,6 +263,7 @@ def create_app(
     """A FastAPI app with the shared middleware, problem handlers and /healthz /readyz /metrics.
 
     `readiness(app)` returns the named checks of the service's real dependencies."""
+
     @asynccontextmanager
     async def with_rate_limits(app: FastAPI) -> AsyncIterator[None]:
         app.state.rate_limits = RateLimits(settings)
@@ -282,7 +281,9 @@ def create_app(
         return {"status": "ok"}
 
     @app.get(
-        "/readyz", tags=["probes"], summary="Ready: every dependency answers",
+        "/readyz",
+        tags=["probes"],
+        summary="Ready: every dependency answers",
         response_model=dict[str, object],
         responses={503: {"description": "a dependency is down"}},
     )
@@ -305,7 +306,10 @@ def create_app(
         return JSONResponse(body, 503, headers=problem.headers, media_type=PROBLEM_JSON)
 
     @app.get(
-        "/metrics", tags=["probes"], summary="Prometheus metrics", response_class=PlainTextResponse,
+        "/metrics",
+        tags=["probes"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
         responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
     )
     async def metrics() -> Response:
@@ -314,8 +318,9 @@ def create_app(
     # Added last = outermost: context wraps everything, then the timeout, then the body limit.
     app.add_middleware(RoomRateLimitMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(TimeoutMiddleware, seconds=settings.request_timeout_seconds,
-                       retry_after=settings.retry_after_seconds)
+    app.add_middleware(
+        TimeoutMiddleware, seconds=settings.request_timeout_seconds, retry_after=settings.retry_after_seconds
+    )
     app.add_middleware(
         ProblemCORSMiddleware,
         allow_origins=settings.cors_origins,

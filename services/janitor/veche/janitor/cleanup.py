@@ -67,8 +67,11 @@ class RoomEndedCleanup:
                 return
             if self.has_ended is not None and not await self.has_ended(event.room_id):
                 EVENTS_PROCESSED.labels("refused").inc()
-                log.warning("room.ended for room %s, which rooms says is active: ignored",
-                            event.room_id, extra={"fields": {"event_id": str(event.event_id)}})
+                log.warning(
+                    "room.ended for room %s, which rooms says is active: ignored",
+                    event.room_id,
+                    extra={"fields": {"event_id": str(event.event_id)}},
+                )
                 return
             extra = self.extra_keys(event.room_id)
             first = await delete_room_keys(self.redis, event.room_id, extra)
@@ -80,6 +83,7 @@ class RoomEndedCleanup:
             raise
         EVENTS_PROCESSED.labels("cleaned").inc()
         log.info(
-            "room %s cleaned", event.room_id,
+            "room %s cleaned",
+            event.room_id,
             extra={"fields": {"keys_deleted": first + late, "late_keys": late}},
         )

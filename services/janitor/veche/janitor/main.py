@@ -65,7 +65,10 @@ def create_app(settings: JanitorSettings | None = None) -> FastAPI:
         return {"postgres": postgres, "redis": redis, "nats": nats, "consumer": consumer}
 
     return create_service_app(
-        service="janitor", settings=settings, lifespan=lifespan, readiness=readiness,
+        service="janitor",
+        settings=settings,
+        lifespan=lifespan,
+        readiness=readiness,
         title="veche janitor",
     )
 
@@ -74,8 +77,12 @@ def main() -> None:
     settings = JanitorSettings()
     app = create_app(settings)
     config = uvicorn.Config(
-        app, host=settings.janitor_host, port=settings.janitor_port, access_log=False,
-        log_config=None, timeout_graceful_shutdown=10,
+        app,
+        host=settings.janitor_host,
+        port=settings.janitor_port,
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=10,
     )
     asyncio.run(uvicorn.Server(config).serve())
 

@@ -99,9 +99,7 @@ async def claimed(engine: AsyncEngine, space: int, ids: list[UUID]) -> AsyncIter
         yield {row.id for row in rows}
 
 
-async def _bounded(
-    items: Iterable[T], action: Callable[[T], Awaitable[bool]], concurrency: int
-) -> int:
+async def _bounded(items: Iterable[T], action: Callable[[T], Awaitable[bool]], concurrency: int) -> int:
     """Runs action on every item, at most `concurrency` at once; counts the True answers.
     A failure of one item is logged and does not stop the others."""
     gate = asyncio.Semaphore(concurrency)
@@ -119,19 +117,19 @@ async def _bounded(
 
 
 _DUE_ROOMS = text(
-    "SELECT id FROM rooms WHERE status = 'active' AND expires_at <= :now"
-    " ORDER BY expires_at LIMIT :batch"
+    "SELECT id FROM rooms WHERE status = 'active' AND expires_at <= :now ORDER BY expires_at LIMIT :batch"
 )
 
 
-async def expire_empty_rooms(
-    engine: AsyncEngine, rooms: RoomsClient, settings: JanitorSettings
-) -> int:
+async def expire_empty_rooms(engine: AsyncEngine, rooms: RoomsClient, settings: JanitorSettings) -> int:
     """Has rooms end the rooms whose empty-room expiry has passed; returns how many ended."""
     async with engine.connect() as conn:
-        due = [row.id for row in await conn.execute(
-            _DUE_ROOMS, {"now": utcnow(), "batch": settings.janitor_sweep_batch}
-        )]
+        due = [
+            row.id
+            for row in await conn.execute(
+                _DUE_ROOMS, {"now": utcnow(), "batch": settings.janitor_sweep_batch}
+            )
+        ]
     async with claimed(engine, EXPIRE_CLAIM, due) as mine:
         ended = await _bounded(
             [room_id for room_id in due if room_id in mine],
@@ -182,10 +180,17 @@ async def time_out_vanished(
         # Every active member is looked at, page by page: the oldest ones are most often
         # alive, and must not hide the vanished ones behind a LIMIT.
         async with engine.connect() as conn:
-            page = (await conn.execute(_ACTIVE_MEMBERS_PAGE, {
-                "cutoff": cutoff, "after_joined": after[0], "after_id": after[1],
-                "batch": settings.janitor_sweep_batch,
-            })).all()
+            page = (
+                await conn.execute(
+                    _ACTIVE_MEMBERS_PAGE,
+                    {
+                        "cutoff": cutoff,
+                        "after_joined": after[0],
+                        "after_id": after[1],
+                        "batch": settings.janitor_sweep_batch,
+                    },
+                )
+            ).all()
         if not page:
             break
         after = (page[-1].joined_at, page[-1].id)

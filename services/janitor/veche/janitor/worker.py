@@ -39,7 +39,9 @@ class Janitor:
             durable=settings.durable_name,
             filter_subject=event_subject(settings.nats_subject_prefix, "*", "room.ended"),
             handler=RoomEndedCleanup(
-                redis, settings.durable_name, settings.janitor_cleanup_grace_seconds,
+                redis,
+                settings.durable_name,
+                settings.janitor_cleanup_grace_seconds,
                 extra_keys=lambda room_id: [room_limit_key(settings, str(room_id))],
                 has_ended=self.rooms.has_ended,
             ),
@@ -83,16 +85,12 @@ class Janitor:
             await self.sweep()
             await self._measure_consumer()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._stopping.wait(), self.settings.janitor_sweep_interval_seconds
-                )
+                await asyncio.wait_for(self._stopping.wait(), self.settings.janitor_sweep_interval_seconds)
 
     async def sweep(self) -> dict[str, int]:
         """One pass of every sweep; a failing one is logged and the others still run."""
         steps = {
-            "timeout": lambda: sweeps.time_out_vanished(
-                self.engine, self.redis, self.rooms, self.settings
-            ),
+            "timeout": lambda: sweeps.time_out_vanished(self.engine, self.redis, self.rooms, self.settings),
             "expire": lambda: sweeps.expire_empty_rooms(self.engine, self.rooms, self.settings),
             "retention": lambda: sweeps.delete_old_rooms(self.engine, self.rooms, self.settings),
         }

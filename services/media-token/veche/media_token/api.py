@@ -30,7 +30,8 @@ RoomId = Annotated[UUID, Depends(room_id_path)]
 TargetId = Annotated[UUID, Depends(_target_id)]
 ParticipantId = Annotated[UUID | None, Depends(optional_participant_id)]
 
-_ERRORS = error_responses({
+_ERRORS = error_responses(
+    {
         400: "invalid_participant_id or invalid_json",
         403: "not_a_participant or not_host",
         404: "room_not_found or participant_not_found",
@@ -38,7 +39,8 @@ _ERRORS = error_responses({
         413: "payload_too_large",
         422: "validation_error",
         503: "unavailable",
-})
+    }
+)
 
 
 @router.post("/token", response_model=MediaToken, responses=_ERRORS)
@@ -48,7 +50,10 @@ async def media_token(room_id: RoomId, participant_id: ParticipantId, service: S
 
 @router.post("/participants/{participant_public_id}/mute", status_code=204, responses=_ERRORS)
 async def mute_participant(
-    room_id: RoomId, target_id: TargetId, body: MuteTrack, participant_id: ParticipantId,
+    room_id: RoomId,
+    target_id: TargetId,
+    body: MuteTrack,
+    participant_id: ParticipantId,
     service: Service,
 ) -> Response:
     await service.mute(room_id, participant_id, target_id, body.kind)

@@ -90,8 +90,7 @@ class LiveKitSync:
 
     async def participant_gone(self, room_id: UUID, public_id: UUID) -> None:
         removed = await self.livekit.remove_participant(livekit_room_name(room_id), str(public_id))
-        log.info("former member %s %s LiveKit", public_id,
-                 "removed from" if removed else "was not in")
+        log.info("former member %s %s LiveKit", public_id, "removed from" if removed else "was not in")
 
 
 def livekit_sync_consumer(

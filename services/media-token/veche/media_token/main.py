@@ -35,7 +35,9 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
         nats = Nats(settings, on_connect=on_nats)
         nats.start()
         membership = MembershipResolver(
-            redis, settings.rooms_internal_url, settings.dependency_timeout_seconds,
+            redis,
+            settings.rooms_internal_url,
+            settings.dependency_timeout_seconds,
             headers=internal_headers(settings),
         )
         livekit: LiveKitRooms | None = None
@@ -72,7 +74,10 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
         return {"redis": redis}
 
     app = create_service_app(
-        service="media-token", settings=settings, lifespan=lifespan, readiness=readiness,
+        service="media-token",
+        settings=settings,
+        lifespan=lifespan,
+        readiness=readiness,
         title="veche media-token",
     )
     app.include_router(router)

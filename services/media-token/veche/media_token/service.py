@@ -119,9 +119,7 @@ class MediaService:
             log.warning("token refused, the LiveKit room cannot be made: %s", exc)
             raise Unavailable("LiveKit cannot be reached") from exc
 
-    async def mute(
-        self, room_id: UUID, participant_id: UUID | None, target_id: UUID, kind: TrackKind
-    ) -> int:
+    async def mute(self, room_id: UUID, participant_id: UUID | None, target_id: UUID, kind: TrackKind) -> int:
         """Mutes every published track of that kind of the target; returns how many. A member
         who is not connected to LiveKit publishes nothing, so there is nothing to mute."""
         caller = await self._active_member(room_id, participant_id)

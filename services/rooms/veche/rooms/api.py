@@ -63,20 +63,25 @@ RoomId = Annotated[UUID, Depends(room_id_path)]
 ParticipantId = Annotated[str | None, Depends(_optional_participant)]
 NewOrKnownCaller = Annotated[Caller, Depends(_caller)]
 
-_ERRORS = error_responses({
-    400: "invalid_participant_id or invalid_json",
-    403: "not_a_participant, not_host or banned",
-    404: "room_not_found or participant_not_found",
-    409: "room_full or room_ended",
-    413: "payload_too_large",
-    422: "validation_error",
-    429: "rate_limited",
-    503: "unavailable",
-})
+_ERRORS = error_responses(
+    {
+        400: "invalid_participant_id or invalid_json",
+        403: "not_a_participant, not_host or banned",
+        404: "room_not_found or participant_not_found",
+        409: "room_full or room_ended",
+        413: "payload_too_large",
+        422: "validation_error",
+        429: "rate_limited",
+        503: "unavailable",
+    }
+)
 
 
 @router.post(
-    "/api/v1/rooms", status_code=201, response_model=CreatedRoom, responses=_ERRORS,
+    "/api/v1/rooms",
+    status_code=201,
+    response_model=CreatedRoom,
+    responses=_ERRORS,
     dependencies=[_limited("create_room", "rate_limit_create_room")],
 )
 async def create_room(
@@ -121,9 +126,7 @@ async def leave_room(room_id: RoomId, participant_id: ParticipantId, service: Se
     return Response(status_code=204)
 
 
-@router.get(
-    "/api/v1/rooms/{room_id}/participants", response_model=ParticipantList, responses=_ERRORS
-)
+@router.get("/api/v1/rooms/{room_id}/participants", response_model=ParticipantList, responses=_ERRORS)
 async def list_participants(
     room_id: RoomId, participant_id: ParticipantId, service: Service
 ) -> ParticipantList:
@@ -197,15 +200,15 @@ async def _participant_event(
             await request.app.state.intruders.remove(room_name, participant.identity)
     elif kind == "participant_left" and public_id is not None:
         await service.livekit_left(
-            public_id, room_name, participant.sid,
+            public_id,
+            room_name,
+            participant.sid,
             left_the_call=participant.disconnect_reason in _LEFT_THE_CALL,
         )
 
 
 @internal.get("/rooms/{room_id}/membership", response_model=MembershipCheck)
-async def membership(
-    room_id: RoomId, participant_id: ParticipantId, service: Service
-) -> MembershipCheck:
+async def membership(room_id: RoomId, participant_id: ParticipantId, service: Service) -> MembershipCheck:
     """Asked by chat and media-token when the Redis membership hash is missing."""
     room, member = await service.membership(room_id, participant_id)
     return MembershipCheck(room=room, member=member)

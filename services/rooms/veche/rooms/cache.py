@@ -61,13 +61,9 @@ class RoomCache:
             self._invalidate(pipe, room_id)
             await pipe.execute()
 
-    async def rebuild(
-        self, room_id: UUID, status: str, members: list[tuple[str, PublicParticipant]]
-    ) -> None:
+    async def rebuild(self, room_id: UUID, status: str, members: list[tuple[str, PublicParticipant]]) -> None:
         key = keys.room_participants(room_id)
-        mapping: dict[str | bytes, str | bytes] = {
-            pid: member.model_dump_json() for pid, member in members
-        }
+        mapping: dict[str | bytes, str | bytes] = {pid: member.model_dump_json() for pid, member in members}
         mapping[keys.ROOM_STATUS_FIELD] = status
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(key)
@@ -94,8 +90,12 @@ class RoomCache:
 
     async def cache_room(self, room: RoomView, generation: str) -> None:
         await self.redis.eval(  # type: ignore[misc]
-            _STORE_IF_CURRENT, 1, keys.room_meta(room.id), generation,
-            room.model_dump_json(), META_TTL_SECONDS,
+            _STORE_IF_CURRENT,
+            1,
+            keys.room_meta(room.id),
+            generation,
+            room.model_dump_json(),
+            META_TTL_SECONDS,
         )
 
 

@@ -41,12 +41,8 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
         app.state.service = RoomsService(
             sessions, RoomCache(redis, settings.participants_ttl_seconds), settings, relay.wake
         )
-        app.state.webhook_receiver = webhook_receiver(
-            settings.livekit_api_key, settings.livekit_api_secret
-        )
-        app.state.intruders = IntruderRemoval(
-            LiveKitRooms(settings) if settings.livekit_enabled else None
-        )
+        app.state.webhook_receiver = webhook_receiver(settings.livekit_api_key, settings.livekit_api_secret)
+        app.state.intruders = IntruderRemoval(LiveKitRooms(settings) if settings.livekit_enabled else None)
         try:
             yield
         finally:
@@ -68,7 +64,10 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
         return {"postgres": postgres, "redis": redis}
 
     app = create_service_app(
-        service="rooms", settings=settings, lifespan=lifespan, readiness=readiness,
+        service="rooms",
+        settings=settings,
+        lifespan=lifespan,
+        readiness=readiness,
         title="veche rooms",
     )
     app.include_router(router)

@@ -18,9 +18,7 @@ async def get_room(session: AsyncSession, room_id: UUID, *, lock: bool = False) 
 
 
 async def active_count(session: AsyncSession, room_id: UUID) -> int:
-    query = select(func.count()).where(
-        Membership.room_id == room_id, Membership.left_at.is_(None)
-    )
+    query = select(func.count()).where(Membership.room_id == room_id, Membership.left_at.is_(None))
     return int((await session.execute(query)).scalar_one())
 
 
@@ -46,9 +44,7 @@ async def active_membership(
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def membership_by_public_id(
-    session: AsyncSession, room_id: UUID, public_id: UUID
-) -> Membership | None:
+async def membership_by_public_id(session: AsyncSession, room_id: UUID, public_id: UUID) -> Membership | None:
     query = select(Membership).where(Membership.room_id == room_id, Membership.id == public_id)
     return (await session.execute(query)).scalar_one_or_none()
 
@@ -123,9 +119,5 @@ async def unpublished_events(session: AsyncSession, batch: int) -> list[OutboxEv
 
 
 async def delete_rooms_ended_before(session: AsyncSession, cutoff: datetime) -> int:
-    query = (
-        delete(Room)
-        .where(Room.status == "ended", Room.ended_at < cutoff)
-        .returning(Room.id)
-    )
+    query = delete(Room).where(Room.status == "ended", Room.ended_at < cutoff).returning(Room.id)
     return len((await session.execute(query)).scalars().all())

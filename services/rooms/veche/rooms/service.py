@@ -357,9 +357,7 @@ class RoomsService:
             if room is None:
                 raise RoomNotFound(f"Room {room_id} does not exist")
             members = await repo.active_memberships(session, room_id)
-        await self.cache.rebuild(
-            room_id, room.status, [(m.participant_id, public_view(m)) for m in members]
-        )
+        await self.cache.rebuild(room_id, room.status, [(m.participant_id, public_view(m)) for m in members])
         mine = next((m for m in members if m.participant_id == participant_id), None)
         return room_view(room, len(members)), public_view(mine) if mine else None
 
@@ -468,4 +466,3 @@ class RoomsService:
             room = await repo.room_by_livekit_name(session, room_name)
             if room is not None:
                 room.livekit_finished_at = utcnow()
-

@@ -54,9 +54,7 @@ def upgrade() -> None:
     )
     op.execute("CREATE INDEX idx_participants_room ON room_participants (room_id)")
     op.execute("CREATE INDEX idx_participants_active ON room_participants (room_id, left_at)")
-    op.execute(
-        "CREATE INDEX idx_participants_identity ON room_participants (room_id, participant_id)"
-    )
+    op.execute("CREATE INDEX idx_participants_identity ON room_participants (room_id, participant_id)")
     # At most one active membership per participant and room, whatever races happen.
     op.execute(
         "CREATE UNIQUE INDEX uq_participants_one_active ON room_participants (room_id, participant_id)"
@@ -74,9 +72,7 @@ def upgrade() -> None:
         )
         """
     )
-    op.execute(
-        "CREATE INDEX idx_outbox_unpublished ON outbox (seq) WHERE published_at IS NULL"
-    )
+    op.execute("CREATE INDEX idx_outbox_unpublished ON outbox (seq) WHERE published_at IS NULL")
 
 
 def downgrade() -> None:
