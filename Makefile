@@ -38,6 +38,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check services tests gateway deploy
 	$(VENV)/bin/ruff format --check services tests gateway deploy
+	cd web && node_modules/.bin/eslint . && node_modules/.bin/tsc -p tsconfig.json
 	$(PY) -m veche.local.settings_doc --check
 	$(PY) deploy/traefik/generate.py --check
 	$(VENV)/bin/mypy -p veche.common -p veche.rooms -p veche.chat -p veche.janitor -p veche.media_token -p veche.gateway -p veche.local

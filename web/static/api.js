@@ -69,6 +69,10 @@ export function rememberName(name) {
 
 /** An API failure with the fields of the RFC 9457 problem body. status 0 = no answer at all. */
 export class ApiError extends Error {
+  /**
+   * @param {{ status: number, code?: string, title?: string, detail?: string,
+   *           errors?: Array<{field: string, message: string}>, retryAfter?: number }} problem
+   */
   constructor({ status, code, title, detail, errors, retryAfter }) {
     super(detail || title || code || `HTTP ${status}`);
     this.status = status;
@@ -190,6 +194,7 @@ export const api = {
   async mediaToken(roomId) {
     return (await request('POST', `${rooms}/${seg(roomId)}/media/token`)).data;
   },
+  /** @param {string} roomId @param {{limit?: number, after?: string, before?: string}} [page] */
   async listMessages(roomId, { limit, after, before } = {}) {
     const query = new URLSearchParams();
     if (limit) query.set('limit', String(limit));

@@ -32,6 +32,11 @@ export function showNotFound(root, navigate) {
   }));
 }
 
+/**
+ * @param {HTMLElement} root
+ * @param {(path: string) => void} navigate
+ * @param {{maxParticipants?: number, onRetry?: () => void}} [options]
+ */
 export function showFull(root, navigate, { maxParticipants, onRetry } = {}) {
   mount(root, screen({
     testid: 'screen-full',
@@ -98,6 +103,11 @@ export function showRateLimited(root, navigate, { seconds, onRetry }) {
   return () => clearInterval(timer);
 }
 
+/**
+ * @param {HTMLElement} root
+ * @param {(path: string) => void} navigate
+ * @param {{detail?: string, onRetry?: () => void}} [options]
+ */
 export function showError(root, navigate, { detail, onRetry } = {}) {
   mount(root, screen({
     testid: 'screen-error',
