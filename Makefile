@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 LIVEKIT_VERSION := 1.13.5
 BIN := $(CURDIR)/.bin
 
-.PHONY: install livekit run test lint fmt bench fuzz clean
+.PHONY: install livekit run test unit lint fmt bench fuzz clean
 
 install: $(VENV)/.installed livekit
 
@@ -34,6 +34,10 @@ run: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The tests that need no server: seconds, nothing started.
+unit: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check services tests gateway deploy

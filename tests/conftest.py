@@ -36,8 +36,12 @@ BASE_NATS_URL = os.environ.get("TEST_NATS_URL", "nats://127.0.0.1:4222")
 _infra: "LocalInfra | None" = None
 
 
-def _resolve_servers() -> tuple[str, str, str]:
+def _start_servers() -> None:
+    """Starts whatever of PostgreSQL, Redis and NATS does not listen; once per session, and
+    only for a test that needs them (tests/unit/ never does)."""
     global _infra
+    if _infra is not None:
+        return
     from veche.local.infra import LocalInfra
 
     _infra = LocalInfra(ROOT / ".run" / f"test-{RUN_ID}")
@@ -50,10 +54,9 @@ def _resolve_servers() -> tuple[str, str, str]:
     except Exception as exc:
         _infra.stop()
         pytest.exit(f"could not start the servers the tests need: {exc}", 2)
-    return BASE_DATABASE_URL, BASE_REDIS_URL, BASE_NATS_URL
 
 
-_db_base, _redis_url, _nats_url = _resolve_servers()
+_db_base, _redis_url, _nats_url = BASE_DATABASE_URL, BASE_REDIS_URL, BASE_NATS_URL
 
 # The run's LiveKit server and gateway ports are chosen now, so every process of the run
 # (in-process apps, test rooms processes, the e2e stack) points at this run's LiveKit.
@@ -131,8 +134,18 @@ def drop_database(name: str) -> None:
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def _unit_only(session: pytest.Session) -> bool:
+    return all("unit" in item.path.relative_to(ROOT).parts for item in session.items)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def test_database() -> Iterator[str]:
+def test_database(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The servers and this run's database, for every session but one of tests/unit/ alone,
+    which starts nothing and takes a second or two."""
+    if _unit_only(request.session):
+        yield None
+        return
+    _start_servers()
     create_migrated_database(f"veche_test_{RUN_ID}")
     yield DATABASE_URL
     asyncio.run(_drop_stream())
