@@ -10,8 +10,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from veche.chat import api, ws
-from veche.chat.events import room_events_consumer
-from veche.chat.fanout import CLOSE_RESTARTING, Fanout
+from veche.chat.consumers import room_events_consumer
+from veche.chat.fanout import Fanout
+from veche.chat.frames import CLOSE_RESTARTING
+from veche.chat.presence import PresenceKeeper
 from veche.chat.service import ChatService
 from veche.chat.settings import ChatSettings
 from veche.chat.store import ChatStore
@@ -47,7 +49,7 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
         nats.start()
         consumer = room_events_consumer(nats, service, settings)
         consumer.start()
-        keeper = ws.PresenceKeeper(hub, store, settings.presence_refresh_seconds)
+        keeper = PresenceKeeper(hub, store, settings.presence_refresh_seconds)
         keeper.start()
         app.state.settings, app.state.redis, app.state.nats = settings, redis, nats
         app.state.service, app.state.fanout, app.state.events = service, hub, consumer

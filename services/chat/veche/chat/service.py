@@ -11,7 +11,8 @@ from uuid import UUID
 import redis.asyncio as aioredis
 from prometheus_client import Counter
 
-from veche.chat import fanout
+from veche.chat import frames
+from veche.chat.errors import MessageNotFound, NotAuthor
 from veche.chat.schemas import (
     SYSTEM_DISPLAY_NAME,
     MessageView,
@@ -23,7 +24,7 @@ from veche.chat.schemas import (
 from veche.chat.settings import ChatSettings
 from veche.chat.store import ChatStore
 from veche.common import presence
-from veche.common.errors import MessageNotFound, NotAParticipant, NotAuthor, RoomNotFound, Unavailable
+from veche.common.errors import NotAParticipant, RoomNotFound, Unavailable
 from veche.common.events import PublicParticipant, RoomEvent
 from veche.common.ids import parse_uuid7, uuid7
 from veche.common.membership import MembershipResolver
@@ -168,7 +169,7 @@ class ChatService:
                 raise NotAuthor("Only its author may edit a message")
             edited = message.model_copy(update={"content": content, "edited_at": utcnow()})
             view = edited.public()
-            if await self.store.swap(caller.room_id, member, edited, fanout.updated_envelope(view)):
+            if await self.store.swap(caller.room_id, member, edited, frames.updated_envelope(view)):
                 return view
         raise Unavailable("The message is changing too fast; try again", retry_after=1)
 
@@ -181,7 +182,7 @@ class ChatService:
             member, message = found
             if message.participant_id != caller.participant_id and not caller.is_host:
                 raise NotAuthor("Only its author or the host may delete a message")
-            if await self.store.swap(caller.room_id, member, None, fanout.deleted_envelope(target)):
+            if await self.store.swap(caller.room_id, member, None, frames.deleted_envelope(target)):
                 return
         raise Unavailable("The message is changing too fast; try again", retry_after=1)
 
@@ -203,7 +204,7 @@ class ChatService:
             if status != "ended":
                 log.warning("room.ended for room %s, which is not ended: ignored", event.room_id)
                 return
-            await self.store.publish_once(event.room_id, event.event_id, [fanout.ended_envelope()])
+            await self.store.publish_once(event.room_id, event.event_id, [frames.ended_envelope()])
             return
         participant = event.participant
         described = system_message(event)
@@ -211,9 +212,9 @@ class ChatService:
             return  # room.created, and the leaves that ending a room implies
         system, text = described
         if event.type == "participant.joined":
-            frames = [fanout.joined_envelope(participant)]
+            announced = [frames.joined_envelope(participant)]
         else:
-            frames = [fanout.left_envelope(participant)]
+            announced = [frames.left_envelope(participant)]
 
         def build(message_id: UUID) -> StoredMessage:
             return StoredMessage(
@@ -228,7 +229,7 @@ class ChatService:
                 system=system,
             )
 
-        if await self._append(build, frames, event.event_id) is not None:
+        if await self._append(build, announced, event.event_id) is not None:
             MESSAGES.labels("system").inc()
 
     # --- helpers ----------------------------------------------------------------------------
@@ -244,7 +245,7 @@ class ChatService:
         floor: UUID | None = None
         for _ in range(_ATTEMPTS):
             message = build(uuid7(floor))
-            envelopes = [*(frames_before or []), fanout.created_envelope(message.public())]
+            envelopes = [*(frames_before or []), frames.created_envelope(message.public())]
             result = await self.store.append(message, envelopes, event_id)
             if result.written:
                 return message

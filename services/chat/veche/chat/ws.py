@@ -20,12 +20,12 @@ from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
-from veche.chat import fanout
-from veche.chat.fanout import Fanout, Outgoing, dumps
+from veche.chat import frames
+from veche.chat.fanout import Fanout, Outgoing
+from veche.chat.frames import dumps
 from veche.chat.schemas import MessageBody
 from veche.chat.service import Caller, ChatService
 from veche.chat.settings import ChatSettings
-from veche.chat.store import ChatStore
 from veche.common.errors import (
     NotAParticipant,
     Problem,
@@ -59,12 +59,12 @@ class _Refused(Exception):
 
 def _close_code_of(exc: BaseException) -> int:
     if isinstance(exc, RoomNotFound):
-        return fanout.CLOSE_ROOM_NOT_FOUND
+        return frames.CLOSE_ROOM_NOT_FOUND
     if isinstance(exc, RoomEnded):
-        return fanout.CLOSE_ROOM_ENDED
+        return frames.CLOSE_ROOM_ENDED
     if isinstance(exc, NotAParticipant):
-        return fanout.CLOSE_NOT_PARTICIPANT
-    return fanout.CLOSE_UNAVAILABLE
+        return frames.CLOSE_NOT_PARTICIPANT
+    return frames.CLOSE_UNAVAILABLE
 
 
 class ChatSocket:
@@ -99,7 +99,7 @@ class ChatSocket:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
             log.info("dropping a socket that does not read", extra={"fields": self._fields()})
-            self.abort(fanout.CLOSE_TRY_AGAIN)
+            self.abort(frames.CLOSE_TRY_AGAIN)
 
     def send_frame(self, frame: dict[str, Any]) -> None:
         self.deliver(Outgoing(dumps(frame)))
@@ -117,7 +117,7 @@ class ChatSocket:
 
     async def write(self, participant: PublicParticipant) -> None:
         try:
-            await self.websocket.send_text(dumps(fanout.ready_frame(participant)))
+            await self.websocket.send_text(dumps(frames.ready_frame(participant)))
             last_sent = await self._replay() if self.after is not None else None
             while True:
                 item = await self.queue.get()
@@ -139,7 +139,7 @@ class ChatSocket:
         except Exception as exc:
             if not is_dependency_error(exc):
                 log.exception("chat socket writer failed")
-            self.abort(fanout.CLOSE_UNAVAILABLE)
+            self.abort(frames.CLOSE_UNAVAILABLE)
 
     async def _replay(self) -> UUID | None:
         """Sends every stored message after `after`; returns the last id the client has."""
@@ -148,7 +148,7 @@ class ChatSocket:
         while True:
             batch = await self.service.replay(self.room_id, cursor, REPLAY_PAGE)
             for message in batch:
-                await self.websocket.send_text(dumps(fanout.message_frame("message.created", message)))
+                await self.websocket.send_text(dumps(frames.message_frame("message.created", message)))
             if batch:
                 cursor = batch[-1].id
             if len(batch) < REPLAY_PAGE:
@@ -171,7 +171,7 @@ class ChatSocket:
             elif kind == "auth":
                 continue  # already authenticated (by the header): nothing to do
             else:
-                self.abort(fanout.CLOSE_BAD_FRAME)
+                self.abort(frames.CLOSE_BAD_FRAME)
                 return
             if self.close_code is not None:
                 return
@@ -182,7 +182,7 @@ class ChatSocket:
             body = MessageBody.model_validate({"content": frame.get("content")})
         except ValidationError as exc:
             detail = "; ".join(str(e.get("msg", "")) for e in exc.errors()) or "invalid content"
-            self.send_frame(fanout.error_frame(client_msg_id, "validation_error", detail))
+            self.send_frame(frames.error_frame(client_msg_id, "validation_error", detail))
             return
         try:
             caller = await self.service.authorize(
@@ -192,43 +192,43 @@ class ChatSocket:
                 raise NotAParticipant("This socket belongs to an earlier membership")
             message = await self.service.post(caller, body.content)
         except RateLimited as exc:
-            self.send_frame(fanout.error_frame(client_msg_id, exc.code, exc.detail))
+            self.send_frame(frames.error_frame(client_msg_id, exc.code, exc.detail))
             self.rate_strikes += 1
             if self.rate_strikes >= self.settings.chat_ws_rate_strikes:
-                self.abort(fanout.CLOSE_RATE_LIMITED)
+                self.abort(frames.CLOSE_RATE_LIMITED)
             return
         except Problem as exc:
-            self.send_frame(fanout.error_frame(client_msg_id, exc.code, exc.detail))
+            self.send_frame(frames.error_frame(client_msg_id, exc.code, exc.detail))
             if isinstance(exc, RoomEnded):
-                self.send_frame(fanout.ROOM_ENDED_FRAME)
-                self.deliver(Outgoing(close_code=fanout.CLOSE_ROOM_ENDED))
+                self.send_frame(frames.ROOM_ENDED_FRAME)
+                self.deliver(Outgoing(close_code=frames.CLOSE_ROOM_ENDED))
             elif isinstance(exc, NotAParticipant):
-                self.deliver(Outgoing(close_code=fanout.CLOSE_NOT_PARTICIPANT))
+                self.deliver(Outgoing(close_code=frames.CLOSE_NOT_PARTICIPANT))
             return
         except Exception as exc:
             if not is_dependency_error(exc):
                 raise
             self.send_frame(
-                fanout.error_frame(client_msg_id, "unavailable", "A backing service is unavailable")
+                frames.error_frame(client_msg_id, "unavailable", "A backing service is unavailable")
             )
             return
         self.rate_strikes = 0
-        self.send_frame(fanout.ack_frame(client_msg_id, message))
+        self.send_frame(frames.ack_frame(client_msg_id, message))
 
 
 def _decode(message: MutableMapping[str, Any], max_bytes: int) -> dict[str, Any] | int:
     """A client frame as a JSON object, or the close code its flaw calls for."""
     text = message.get("text")
     if text is None:
-        return fanout.CLOSE_BAD_FRAME  # binary frames are not part of the protocol
+        return frames.CLOSE_BAD_FRAME  # binary frames are not part of the protocol
     if len(text) > max_bytes:
-        return fanout.CLOSE_TOO_BIG
+        return frames.CLOSE_TOO_BIG
     try:
         frame = json.loads(text)
     except (ValueError, RecursionError):  # not JSON, a huge number, nesting past the parser
-        return fanout.CLOSE_BAD_FRAME
+        return frames.CLOSE_BAD_FRAME
     if not isinstance(frame, dict):
-        return fanout.CLOSE_BAD_FRAME
+        return frames.CLOSE_BAD_FRAME
     return frame
 
 
@@ -239,35 +239,35 @@ async def _credentials(websocket: WebSocket, settings: ChatSettings) -> tuple[st
         try:
             participant_id = str(UUID(header.strip()))
         except ValueError:
-            raise _Refused(fanout.CLOSE_NO_AUTH) from None
+            raise _Refused(frames.CLOSE_NO_AUTH) from None
         raw_after = websocket.query_params.get("after")
         after = parse_uuid7(raw_after) if raw_after else None
         if raw_after and after is None:
-            raise _Refused(fanout.CLOSE_BAD_FRAME)
+            raise _Refused(frames.CLOSE_BAD_FRAME)
         return participant_id, after
     try:
         async with asyncio.timeout(settings.chat_ws_auth_timeout_seconds):
             message = await websocket.receive()
     except TimeoutError:
-        raise _Refused(fanout.CLOSE_NO_AUTH) from None
+        raise _Refused(frames.CLOSE_NO_AUTH) from None
     if message["type"] == "websocket.disconnect":
         raise WebSocketDisconnect(message.get("code", 1000))
     frame = _decode(message, settings.chat_ws_max_frame_bytes)
     if isinstance(frame, int):
         raise _Refused(frame)
     if frame.get("type") != "auth":
-        raise _Refused(fanout.CLOSE_NO_AUTH)
+        raise _Refused(frames.CLOSE_NO_AUTH)
     raw_pid = frame.get("participant_id")
     if not isinstance(raw_pid, str):
-        raise _Refused(fanout.CLOSE_NO_AUTH)
+        raise _Refused(frames.CLOSE_NO_AUTH)
     try:
         participant_id = str(UUID(raw_pid.strip()))
     except ValueError:
-        raise _Refused(fanout.CLOSE_NO_AUTH) from None
+        raise _Refused(frames.CLOSE_NO_AUTH) from None
     raw_after = frame.get("after")
     after = parse_uuid7(raw_after) if raw_after is not None else None
     if raw_after is not None and after is None:
-        raise _Refused(fanout.CLOSE_BAD_FRAME)
+        raise _Refused(frames.CLOSE_BAD_FRAME)
     return participant_id, after
 
 
@@ -290,7 +290,7 @@ async def chat_socket(websocket: WebSocket, room_id: str) -> None:
     try:
         room = UUID(room_id)
     except ValueError:
-        await _close(websocket, fanout.CLOSE_ROOM_NOT_FOUND, close_timeout)
+        await _close(websocket, frames.CLOSE_ROOM_NOT_FOUND, close_timeout)
         return
     try:
         participant_id, after = await _credentials(websocket, settings)
@@ -313,7 +313,7 @@ async def chat_socket(websocket: WebSocket, room_id: str) -> None:
     try:
         await hub.attach(socket)
     except Exception:  # noqa: BLE001 - Unavailable: the fan-out cannot serve this socket
-        await _close(websocket, fanout.CLOSE_UNAVAILABLE, close_timeout)
+        await _close(websocket, frames.CLOSE_UNAVAILABLE, close_timeout)
         return
     OPEN_SOCKETS.inc()
     tasks: list[asyncio.Task[Any]] = []
@@ -342,49 +342,3 @@ async def chat_socket(websocket: WebSocket, room_id: str) -> None:
         OPEN_SOCKETS.dec()
         with contextlib.suppress(Exception):
             await hub.detach(socket)
-
-
-class PresenceKeeper:
-    """While a socket is open its member shows signs of life (the janitor reads them), and its
-    membership is re-checked: a socket whose member is gone is closed even if the event that
-    says so never arrived."""
-
-    def __init__(self, hub: Fanout, store: ChatStore, interval: float) -> None:
-        self.hub = hub
-        self.store = store
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="chat-presence")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.refresh()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - next round will retry
-                log.warning("presence refresh failed: %s", type(exc).__name__)
-
-    async def refresh(self) -> None:
-        sockets = [s for s in self.hub.sockets() if isinstance(s, ChatSocket)]
-        if not sockets:
-            return
-        await self.store.touch_presence(list({(s.room_id, s.caller.member.id) for s in sockets}))
-        rows = await self.store.memberships([(s.room_id, s.caller.participant_id) for s in sockets])
-        for socket, (status, raw) in zip(sockets, rows, strict=True):
-            if status is None:
-                continue  # the hash is missing (Redis restarted): rooms rebuilds it on demand
-            if status == "ended":
-                socket.send_frame(fanout.ROOM_ENDED_FRAME)
-                socket.deliver(Outgoing(close_code=fanout.CLOSE_ROOM_ENDED))
-            elif raw is None or json.loads(raw).get("id") != socket.member_id:
-                socket.deliver(Outgoing(close_code=fanout.CLOSE_NOT_PARTICIPANT))

@@ -1,6 +1,7 @@
 """The problem+json (RFC 9457) error hierarchy and the handlers that render it."""
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -8,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 log = logging.getLogger("veche.errors")
 
@@ -76,10 +78,6 @@ class Banned(Forbidden):
     code, title = "banned", "Removed from this room"
 
 
-class NotAuthor(Forbidden):
-    code, title = "not_author", "Not the author of this message"
-
-
 class NotFound(Problem):
     status, code, title = 404, "not_found", "Not found"
 
@@ -90,10 +88,6 @@ class RoomNotFound(NotFound):
 
 class ParticipantNotFound(NotFound):
     code, title = "participant_not_found", "Participant not found"
-
-
-class MessageNotFound(NotFound):
-    code, title = "message_not_found", "Message not found"
 
 
 class MethodNotAllowed(Problem):
@@ -151,6 +145,14 @@ def _sqlalchemy_exc() -> Any:
     except ImportError:
         return None
     return sqlalchemy.exc
+
+
+async def send_problem(send: Send, problem: Problem) -> None:
+    body = json.dumps(problem.body()).encode()
+    headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in problem.headers.items()]
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def is_dependency_error(exc: BaseException) -> bool:

@@ -12,7 +12,7 @@ from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from veche.common.errors import RateLimited
+from veche.common.errors import RateLimited, Unavailable, is_dependency_error, send_problem
 from veche.common.settings import CommonSettings
 
 RATE_KEY_PREFIX = "veche:rate"
@@ -84,8 +84,6 @@ class RoomRateLimitMiddleware:
             limits: RateLimits | None = getattr(scope["app"].state, "rate_limits", None)
             if match and limits is not None:
                 settings = limits.settings
-                from veche.common.errors import Unavailable, is_dependency_error
-                from veche.common.web import send_problem
 
                 try:
                     await limits.hit("room", settings.rate_limit_room, match.group(1).lower())

@@ -24,6 +24,7 @@ from veche.common.errors import (
     Unavailable,
     install_error_handlers,
     is_dependency_error,
+    send_problem,
 )
 from veche.common.logs import request_id_var
 from veche.common.openapi import install_problem_openapi
@@ -51,16 +52,6 @@ SECURITY_HEADERS = [
     # a browser or a shared cache.
     (b"cache-control", b"no-store"),
 ]
-
-
-async def send_problem(send: Send, problem: Problem) -> None:
-    import json
-
-    body = json.dumps(problem.body()).encode()
-    headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in problem.headers.items()]
-    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 class RequestContextMiddleware:

@@ -14,7 +14,7 @@ from veche.common.logs import setup_logging
 from veche.common.membership import MembershipResolver
 from veche.common.web import create_app as create_service_app
 from veche.media_token.api import router
-from veche.media_token.consumer import RoomDirectory, livekit_sync_consumer
+from veche.media_token.consumers import RoomDirectory, livekit_sync_consumer
 from veche.media_token.service import MediaService
 from veche.media_token.settings import MediaSettings
 

@@ -19,7 +19,7 @@ from veche.common.events import PublicParticipant
 from veche.common.livekit import LiveKitRooms, LiveKitUnavailable
 from veche.common.livekit_names import livekit_room_name
 from veche.common.membership import MembershipResolver
-from veche.media_token.consumer import RoomDirectory, RoomsUnavailable
+from veche.media_token.consumers import RoomDirectory, RoomsUnavailable
 from veche.media_token.schemas import MediaToken, TrackKind
 from veche.media_token.settings import MediaSettings
 

@@ -1,12 +1,10 @@
 """HTTP routes of the rooms context: parse, call the service, shape the answer."""
 
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
 from livekit import api as livekit_api
-from pydantic import BaseModel
 
 from veche.common.errors import ParticipantNotFound, Problem, Unauthorized
 from veche.common.identity import HEADER, IdentityHeader, parse_participant_id, room_id_path
@@ -19,8 +17,10 @@ from veche.rooms.schemas import (
     JoinRoom,
     MembershipCheck,
     ParticipantList,
+    RetentionRequest,
     RoomView,
     SelfView,
+    TimeoutRequest,
 )
 from veche.rooms.service import Caller, RoomsService, self_view
 
@@ -212,14 +212,6 @@ async def membership(room_id: RoomId, participant_id: ParticipantId, service: Se
     """Asked by chat and media-token when the Redis membership hash is missing."""
     room, member = await service.membership(room_id, participant_id)
     return MembershipCheck(room=room, member=member)
-
-
-class TimeoutRequest(BaseModel):
-    idle_since_ms: int
-
-
-class RetentionRequest(BaseModel):
-    ended_before: datetime
 
 
 @internal.post("/rooms/{room_id}/expire")

@@ -13,8 +13,8 @@ from veche.common.logs import setup_logging
 from veche.common.web import create_app as create_service_app
 from veche.rooms.api import internal, router, webhook_receiver
 from veche.rooms.cache import RoomCache
-from veche.rooms.events import OutboxRelay
 from veche.rooms.intruders import IntruderRemoval
+from veche.rooms.outbox import OutboxRelay
 from veche.rooms.service import RoomsService
 from veche.rooms.settings import RoomsSettings
 

@@ -1,5 +1,6 @@
 """Request and response shapes of the rooms API (API.md: Shapes, Field rules)."""
 
+from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -69,3 +70,15 @@ class MembershipCheck(BaseModel):
 
     room: RoomView
     member: PublicParticipant | None
+
+
+class TimeoutRequest(BaseModel):
+    """Internal: time a member out when it shows no sign of life since then (epoch ms)."""
+
+    idle_since_ms: int
+
+
+class RetentionRequest(BaseModel):
+    """Internal: delete the rooms that ended before this."""
+
+    ended_before: datetime
