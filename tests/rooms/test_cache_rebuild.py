@@ -6,6 +6,7 @@ from tests.helpers import hdr, new_pid
 from veche.common import keys
 from veche.common.internal import internal_headers
 from veche.common.membership import MembershipResolver
+from veche.common.rooms_client import RoomsClient
 from veche.common.settings import CommonSettings
 
 
@@ -33,12 +34,12 @@ async def test_after_redis_loses_the_room_participants_and_membership_are_still_
 
     # What chat and media-token do: the hash is missing, so rooms is asked and rebuilds it.
     transport_app = api._transport.app
-    resolver = MembershipResolver(
-        redis_client, "http://rooms.internal", headers=internal_headers(CommonSettings())
-    )
-    resolver.http = type(api)(
+    client = RoomsClient(CommonSettings(rooms_internal_url="http://rooms.internal"))
+    # The rooms app under test, in-process, as the client's transport.
+    client.http = type(api)(
         transport=api._transport, base_url="http://rooms.internal", headers=internal_headers(CommonSettings())
     )
+    resolver = MembershipResolver(redis_client, client)
     try:
         bob_view = await resolver.resolve(room.id, bob)
         assert bob_view.room_status == "active"
@@ -48,7 +49,7 @@ async def test_after_redis_loses_the_room_participants_and_membership_are_still_
         stranger = await resolver.resolve(room.id, new_pid())
         assert stranger.member is None
     finally:
-        await resolver.http.aclose()
+        await resolver.close()
     assert transport_app is not None
 
     rebuilt = await redis_client.hgetall(keys.room_participants(room.id))

@@ -111,7 +111,8 @@ async def test_get_unknown_or_malformed_room_is_404_room_not_found(api):
 
 
 async def test_get_answers_ended_rooms_too(api, room):
-    await api.post(f"/api/v1/rooms/{room.id}/end", headers=hdr(room.host))
+    ended = await api.post(f"/api/v1/rooms/{room.id}/end", headers=hdr(room.host))
+    assert ended.status_code == 200, ended.text
     response = await api.get(f"/api/v1/rooms/{room.id}")
     assert response.status_code == 200
     assert response.json()["status"] == "ended"

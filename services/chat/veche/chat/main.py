@@ -18,9 +18,9 @@ from veche.chat.service import ChatService
 from veche.chat.settings import ChatSettings
 from veche.chat.store import ChatStore
 from veche.common.clients import Nats, create_redis, ensure_stream
-from veche.common.internal import internal_headers
 from veche.common.logs import setup_logging
 from veche.common.membership import MembershipResolver
+from veche.common.rooms_client import RoomsClient
 from veche.common.web import create_app as create_service_app
 
 
@@ -32,12 +32,7 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = create_redis(settings)
         store = ChatStore(redis, settings)
-        membership = MembershipResolver(
-            redis,
-            settings.rooms_internal_url,
-            timeout=settings.dependency_timeout_seconds,
-            headers=internal_headers(settings),
-        )
+        membership = MembershipResolver(redis, RoomsClient(settings))
         service = ChatService(store, membership, redis, app.state.rate_limits, settings)
         hub = Fanout(settings)
         hub.start()

@@ -8,13 +8,12 @@ import json
 from dataclasses import dataclass
 from uuid import UUID
 
-import httpx
 import redis.asyncio as aioredis
 
 from veche.common import keys
-from veche.common.errors import NotAParticipant, RoomEnded, RoomNotFound, Unavailable
+from veche.common.errors import NotAParticipant, RoomEnded
 from veche.common.events import PublicParticipant
-from veche.common.identity import HEADER
+from veche.common.rooms_client import RoomsClient
 
 
 @dataclass(frozen=True)
@@ -33,18 +32,12 @@ class Membership:
 
 
 class MembershipResolver:
-    def __init__(
-        self,
-        redis: aioredis.Redis,
-        rooms_url: str,
-        timeout: float = 3.0,
-        headers: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, redis: aioredis.Redis, rooms: RoomsClient) -> None:
         self.redis = redis
-        self.http = httpx.AsyncClient(base_url=rooms_url, timeout=timeout, headers=headers)
+        self.rooms = rooms
 
     async def close(self) -> None:
-        await self.http.aclose()
+        await self.rooms.close()
 
     async def resolve(self, room_id: UUID, participant_id: UUID | str | None) -> Membership:
         pid = str(participant_id) if participant_id else None
@@ -55,25 +48,8 @@ class MembershipResolver:
             raw = values[1] if pid else None
             member = PublicParticipant.model_validate(json.loads(raw)) if raw else None
             return Membership(room_id, str(status), member)
-        return await self._ask_rooms(room_id, pid)
-
-    async def _ask_rooms(self, room_id: UUID, pid: str | None) -> Membership:
-        headers = {HEADER: pid} if pid else {}
-        try:
-            response = await self.http.get(f"/internal/v1/rooms/{room_id}/membership", headers=headers)
-        except httpx.HTTPError as exc:
-            raise Unavailable("The rooms service cannot be reached") from exc
-        if response.status_code == 404:
-            raise RoomNotFound(f"Room {room_id} does not exist")
-        if response.status_code != 200:
-            raise Unavailable("The rooms service could not answer")
-        body = response.json()
-        member = body.get("member")
-        return Membership(
-            room_id,
-            body["room"]["status"],
-            PublicParticipant.model_validate(member) if member else None,
-        )
+        answer = await self.rooms.membership(room_id, pid)  # rebuilds the hash
+        return Membership(room_id, answer.room.status, answer.member)
 
     async def members(self, room_id: UUID) -> list[PublicParticipant]:
         """Every active member of the room from the hash (public views only)."""

@@ -15,13 +15,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 from uuid import UUID
 
-import httpx
 import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from veche.common import keys
-from veche.common.timefmt import format_ts, utcnow
+from veche.common.rooms_client import RoomsClient, RoomsUnavailable
+from veche.common.timefmt import utcnow
 from veche.janitor.metrics import PARTICIPANTS_TIMED_OUT, ROOMS_DELETED, ROOMS_EXPIRED
 from veche.janitor.settings import JanitorSettings
 
@@ -33,53 +33,6 @@ TIMEOUT_CLAIM = 0x4A02
 RETENTION_CLAIM = 0x4A03
 
 T = TypeVar("T")
-
-
-class RoomsUnavailable(Exception):
-    """Rooms did not answer an internal request as it should."""
-
-
-class RoomsClient:
-    """The internal endpoints of rooms, which the gateway does not route."""
-
-    def __init__(self, base_url: str, timeout: float, headers: dict[str, str] | None = None) -> None:
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=headers)
-
-    async def close(self) -> None:
-        await self.http.aclose()
-
-    async def _post(self, path: str, body: dict[str, object] | None = None) -> dict[str, object]:
-        try:
-            response = await self.http.post(path, json=body or {})
-        except httpx.HTTPError as exc:
-            raise RoomsUnavailable(f"{path}: {type(exc).__name__}") from exc
-        if response.status_code != 200:
-            raise RoomsUnavailable(f"{path}: HTTP {response.status_code}")
-        return response.json()  # type: ignore[no-any-return]
-
-    async def has_ended(self, room_id: UUID) -> bool:
-        """Whether rooms says the room ended (or no longer knows it): a room.ended event is
-        acted on only then, so a forged or misrouted event cannot wipe a live room."""
-        try:
-            response = await self.http.get(f"/api/v1/rooms/{room_id}")
-        except httpx.HTTPError as exc:
-            raise RoomsUnavailable(f"room {room_id}: {type(exc).__name__}") from exc
-        if response.status_code == 404:
-            return True
-        if response.status_code != 200:
-            raise RoomsUnavailable(f"room {room_id}: HTTP {response.status_code}")
-        return bool(response.json()["status"] == "ended")
-
-    async def expire(self, room_id: UUID) -> bool:
-        return bool((await self._post(f"/internal/v1/rooms/{room_id}/expire"))["ended"])
-
-    async def time_out(self, room_id: UUID, public_id: UUID, idle_since_ms: int) -> bool:
-        path = f"/internal/v1/rooms/{room_id}/participants/{public_id}/timeout"
-        return bool((await self._post(path, {"idle_since_ms": idle_since_ms}))["left"])
-
-    async def delete_ended_before(self, cutoff: datetime) -> int:
-        body = await self._post("/internal/v1/retention", {"ended_before": format_ts(cutoff)})
-        return int(body["deleted"])  # type: ignore[call-overload]
 
 
 _CLAIM = text(

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from veche.common.clients import Nats
 from veche.common.consumer import DurableConsumer
 from veche.common.events import event_subject
-from veche.common.internal import internal_headers
 from veche.common.ratelimit import room_limit_key
+from veche.common.rooms_client import RoomsClient
 from veche.janitor import sweeps
 from veche.janitor.cleanup import RoomEndedCleanup
 from veche.janitor.metrics import CONSUMER_ACK_PENDING, CONSUMER_LAG, SWEEP_FAILURES, SWEEP_SECONDS
@@ -29,9 +29,7 @@ class Janitor:
         self.engine = engine
         self.redis = redis
         self.settings = settings
-        self.rooms = sweeps.RoomsClient(
-            settings.rooms_internal_url, settings.request_timeout_seconds, internal_headers(settings)
-        )
+        self.rooms = RoomsClient(settings, timeout=settings.request_timeout_seconds)
         self.nats = nats
         self.consumer = DurableConsumer(
             nats,

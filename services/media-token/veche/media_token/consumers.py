@@ -9,50 +9,22 @@ LiveKit does not know counts as done), so a redelivered event is harmless."""
 import logging
 from uuid import UUID
 
-import httpx
-
 from veche.common.clients import Nats
 from veche.common.consumer import DurableConsumer
 from veche.common.events import RoomEvent
 from veche.common.livekit import LiveKitRooms
 from veche.common.livekit_names import livekit_room_name
+from veche.common.rooms_client import RoomsClient
 from veche.common.timefmt import utcnow
-from veche.media_token.schemas import RoomSnapshot
 from veche.media_token.settings import MediaSettings
 
 log = logging.getLogger("veche.media.sync")
 
 
-class RoomsUnavailable(Exception):
-    """The rooms service could not say what a room is like; try again later."""
-
-
-class RoomDirectory:
-    """Reads a room through rooms' public GET (the LiveKit room needs its max_participants)."""
-
-    def __init__(self, rooms_url: str, timeout: float) -> None:
-        self.http = httpx.AsyncClient(base_url=rooms_url, timeout=timeout)
-
-    async def close(self) -> None:
-        await self.http.aclose()
-
-    async def get(self, room_id: UUID) -> RoomSnapshot | None:
-        """The room, or None when rooms does not know it (deleted by retention)."""
-        try:
-            response = await self.http.get(f"/api/v1/rooms/{room_id}")
-        except httpx.HTTPError as exc:
-            raise RoomsUnavailable(type(exc).__name__) from exc
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise RoomsUnavailable(f"rooms answered {response.status_code}")
-        return RoomSnapshot.model_validate_json(response.content)
-
-
 class LiveKitSync:
     """The handler of ROOMS events for the LiveKit side."""
 
-    def __init__(self, livekit: LiveKitRooms, rooms: RoomDirectory, settings: MediaSettings) -> None:
+    def __init__(self, livekit: LiveKitRooms, rooms: RoomsClient, settings: MediaSettings) -> None:
         self.livekit = livekit
         self.rooms = rooms
         self.settings = settings
@@ -73,7 +45,7 @@ class LiveKitSync:
                 await self.participant_gone(event.room_id, event.participant.id)
 
     async def room_created(self, room_id: UUID) -> None:
-        room = await self.rooms.get(room_id)
+        room = await self.rooms.room(room_id)
         if room is None or room.status == "ended":
             return  # gone before LiveKit could be told: nothing to create
         await self.livekit.create_room(
@@ -94,7 +66,7 @@ class LiveKitSync:
 
 
 def livekit_sync_consumer(
-    nats: Nats, settings: MediaSettings, livekit: LiveKitRooms, rooms: RoomDirectory
+    nats: Nats, settings: MediaSettings, livekit: LiveKitRooms, rooms: RoomsClient
 ) -> DurableConsumer:
     sync = LiveKitSync(livekit, rooms, settings)
     return DurableConsumer(

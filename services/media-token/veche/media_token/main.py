@@ -8,13 +8,13 @@ from fastapi import FastAPI
 
 from veche.common.clients import Nats, create_redis, ensure_stream
 from veche.common.consumer import DurableConsumer
-from veche.common.internal import internal_headers
 from veche.common.livekit import LiveKitRooms
 from veche.common.logs import setup_logging
 from veche.common.membership import MembershipResolver
+from veche.common.rooms_client import RoomsClient
 from veche.common.web import create_app as create_service_app
 from veche.media_token.api import router
-from veche.media_token.consumers import RoomDirectory, livekit_sync_consumer
+from veche.media_token.consumers import livekit_sync_consumer
 from veche.media_token.service import MediaService
 from veche.media_token.settings import MediaSettings
 
@@ -34,18 +34,13 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
 
         nats = Nats(settings, on_connect=on_nats)
         nats.start()
-        membership = MembershipResolver(
-            redis,
-            settings.rooms_internal_url,
-            settings.dependency_timeout_seconds,
-            headers=internal_headers(settings),
-        )
+        membership = MembershipResolver(redis, RoomsClient(settings))
         livekit: LiveKitRooms | None = None
-        rooms: RoomDirectory | None = None
+        rooms: RoomsClient | None = None
         consumer: DurableConsumer | None = None
         if settings.livekit_enabled:
             livekit = LiveKitRooms(settings)
-            rooms = RoomDirectory(settings.rooms_internal_url, settings.dependency_timeout_seconds)
+            rooms = RoomsClient(settings)
             consumer = livekit_sync_consumer(nats, settings, livekit, rooms)
             consumer.start()
         else:
@@ -69,7 +64,8 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
         async def redis() -> None:
             await app.state.redis.ping()
 
-        # Neither NATS nor LiveKit is a readiness dependency: tokens are minted without them,
+        # Neither NATS nor LiveKit is a readiness dependency: a replica without them still
+        # answers everything else (a token request while LiveKit is away is a 503 of its own),
         # and the LiveKit side catches up from the stream when they are back.
         return {"redis": redis}
 

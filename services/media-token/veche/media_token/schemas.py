@@ -24,14 +24,3 @@ class MuteTrack(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     kind: TrackKind
-
-
-class RoomSnapshot(BaseModel):
-    """The part of rooms' public Room view that LiveKit rooms are created from."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    id: UUID
-    livekit_room_name: str
-    status: Literal["active", "ended"]
-    max_participants: int

@@ -19,7 +19,7 @@ from veche.common.events import PublicParticipant
 from veche.common.livekit import LiveKitRooms, LiveKitUnavailable
 from veche.common.livekit_names import livekit_room_name
 from veche.common.membership import MembershipResolver
-from veche.media_token.consumers import RoomDirectory, RoomsUnavailable
+from veche.common.rooms_client import RoomsClient
 from veche.media_token.schemas import MediaToken, TrackKind
 from veche.media_token.settings import MediaSettings
 
@@ -66,7 +66,7 @@ class MediaService:
         redis: aioredis.Redis,
         membership: MembershipResolver,
         livekit: LiveKitRooms | None,
-        rooms: RoomDirectory | None = None,
+        rooms: RoomsClient | None = None,
     ) -> None:
         self.settings = settings
         self.redis = redis
@@ -101,10 +101,7 @@ class MediaService:
         joins it meanwhile is removed on LiveKit's participant_joined webhook."""
         max_participants = 0
         if self.rooms is not None:
-            try:
-                room = await self.rooms.get(room_id)
-            except RoomsUnavailable as exc:
-                raise Unavailable("The rooms service cannot be reached") from exc
+            room = await self.rooms.room(room_id)  # RoomsUnavailable: 503
             if room is not None and room.status == "ended":
                 raise RoomEnded(f"Room {room_id} has ended")
             max_participants = room.max_participants if room is not None else 0

@@ -1,0 +1,104 @@
+"""The one client of the rooms service that the other services use: its public room view and
+its internal API (which needs the service credential). Every call either answers, says rooms
+does not know the room, or raises RoomsUnavailable (a 503 problem where it reaches a user)."""
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from veche.common.errors import RoomNotFound, Unavailable
+from veche.common.events import PublicParticipant
+from veche.common.identity import HEADER
+from veche.common.internal import internal_headers
+from veche.common.settings import CommonSettings
+from veche.common.timefmt import format_ts
+
+
+class RoomsUnavailable(Unavailable):
+    """rooms could not be reached, or could not answer."""
+
+
+class RoomSnapshot(BaseModel):
+    """The part of rooms' public Room view the other services need."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: UUID
+    livekit_room_name: str
+    status: Literal["active", "ended"]
+    max_participants: int
+
+
+class MembershipAnswer(BaseModel):
+    """rooms' internal answer: the room's status and the caller's public membership."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    room: RoomSnapshot
+    member: PublicParticipant | None
+
+
+class RoomsClient:
+    def __init__(self, settings: CommonSettings, timeout: float | None = None) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=settings.rooms_internal_url,
+            timeout=timeout or settings.dependency_timeout_seconds,
+            headers=internal_headers(settings),
+        )
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise RoomsUnavailable(f"rooms cannot be reached ({type(exc).__name__})") from exc
+        if response.status_code >= 500 or response.status_code == 401:
+            raise RoomsUnavailable(f"rooms answered {response.status_code} to {path}")
+        return response
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._call(method, path, **kwargs)
+        if response.status_code != 200:
+            raise RoomsUnavailable(f"rooms answered {response.status_code} to {path}")
+        return response.json()
+
+    async def room(self, room_id: UUID) -> RoomSnapshot | None:
+        """The room, or None when rooms does not know it (never existed, or deleted)."""
+        response = await self._call("GET", f"/api/v1/rooms/{room_id}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise RoomsUnavailable(f"rooms answered {response.status_code} for room {room_id}")
+        return RoomSnapshot.model_validate_json(response.content)
+
+    async def has_ended(self, room_id: UUID) -> bool:
+        """Whether the room ended (a room rooms no longer knows counts as ended)."""
+        room = await self.room(room_id)
+        return room is None or room.status == "ended"
+
+    async def membership(self, room_id: UUID, participant_id: str | None) -> MembershipAnswer:
+        """The room's status and the caller's membership (rooms rebuilds its Redis hash on the
+        way); RoomNotFound when rooms does not know the room."""
+        headers = {HEADER: participant_id} if participant_id else {}
+        response = await self._call("GET", f"/internal/v1/rooms/{room_id}/membership", headers=headers)
+        if response.status_code == 404:
+            raise RoomNotFound(f"Room {room_id} does not exist")
+        if response.status_code != 200:
+            raise RoomsUnavailable(f"rooms answered {response.status_code} for room {room_id}")
+        return MembershipAnswer.model_validate_json(response.content)
+
+    async def expire(self, room_id: UUID) -> bool:
+        return bool((await self._json("POST", f"/internal/v1/rooms/{room_id}/expire", json={}))["ended"])
+
+    async def time_out(self, room_id: UUID, public_id: UUID, idle_since_ms: int) -> bool:
+        path = f"/internal/v1/rooms/{room_id}/participants/{public_id}/timeout"
+        return bool((await self._json("POST", path, json={"idle_since_ms": idle_since_ms}))["left"])
+
+    async def delete_ended_before(self, cutoff: datetime) -> int:
+        body = await self._json("POST", "/internal/v1/retention", json={"ended_before": format_ts(cutoff)})
+        return int(body["deleted"])
