@@ -12,8 +12,9 @@ from livekit import api as lk
 
 from tests.helpers import eventually, hdr, new_pid
 from tests.media_token.checks import assert_problem, verified
-from veche.common import keys, presence
+from veche.common import keys
 from veche.common.events import PublicParticipant
+from veche.common.roomstate import RoomState
 from veche.common.timefmt import utcnow
 from veche.media_token.service import mint_token
 from veche.media_token.settings import MediaSettings
@@ -103,7 +104,7 @@ async def test_token_never_carries_the_secret_participant_id(media, meeting, cap
 async def test_token_request_records_a_sign_of_life(media, meeting, redis_client):
     await redis_client.zrem(keys.room_presence(meeting.id), meeting.host_public_id)
     assert (await media.post(token_path(meeting.id), headers=hdr(meeting.host))).status_code == 200
-    assert await presence.last_seen(redis_client, meeting.id, meeting.host_public_id) is not None
+    assert await RoomState(redis_client).last_seen(meeting.id, meeting.host_public_id) is not None
 
 
 async def test_token_works_when_the_membership_hash_is_gone(media, meeting, redis_client):

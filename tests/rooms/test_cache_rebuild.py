@@ -7,6 +7,7 @@ from veche.common import keys
 from veche.common.internal import internal_headers
 from veche.common.membership import MembershipResolver
 from veche.common.rooms_client import RoomsClient
+from veche.common.roomstate import RoomState
 from veche.common.settings import CommonSettings
 
 
@@ -39,7 +40,7 @@ async def test_after_redis_loses_the_room_participants_and_membership_are_still_
     client.http = type(api)(
         transport=api._transport, base_url="http://rooms.internal", headers=internal_headers(CommonSettings())
     )
-    resolver = MembershipResolver(redis_client, client)
+    resolver = MembershipResolver(RoomState(redis_client), client)
     try:
         bob_view = await resolver.resolve(room.id, bob)
         assert bob_view.room_status == "active"
@@ -103,9 +104,9 @@ async def test_a_slow_reader_cannot_put_back_a_room_older_than_the_last_change(a
     """A reader that loaded the room before a join must not cache its stale count after it."""
     service = api._transport.app.state.service
     stale_view = await service.get(room.id)  # count 1
-    _, generation = await service.cache.cached_room(room.id)
+    _, generation = await service.cache.cached_view(room.id)
     await room.join("Bob")  # commits, then invalidates
-    await service.cache.cache_room(stale_view, generation)  # the slow reader's late write
+    await service.cache.cache_view(stale_view, generation)  # the slow reader's late write
     assert (await api.get(f"/api/v1/rooms/{room.id}")).json()["participant_count"] == 2
 
 

@@ -21,6 +21,7 @@ from veche.common.clients import Nats, create_redis, ensure_stream
 from veche.common.logs import setup_logging
 from veche.common.membership import MembershipResolver
 from veche.common.rooms_client import RoomsClient
+from veche.common.roomstate import RoomState
 from veche.common.web import create_app as create_service_app
 
 
@@ -32,7 +33,9 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = create_redis(settings)
         store = ChatStore(redis, settings)
-        membership = MembershipResolver(redis, RoomsClient(settings))
+        membership = MembershipResolver(
+            RoomState(redis, settings.participants_ttl_seconds), RoomsClient(settings)
+        )
         service = ChatService(store, membership, redis, app.state.rate_limits, settings)
         hub = Fanout(settings)
         hub.start()
@@ -44,7 +47,7 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
         nats.start()
         consumer = room_events_consumer(nats, service, settings)
         consumer.start()
-        keeper = PresenceKeeper(hub, store, settings.presence_refresh_seconds)
+        keeper = PresenceKeeper(hub, membership.state, settings.presence_refresh_seconds)
         keeper.start()
         app.state.settings, app.state.redis, app.state.nats = settings, redis, nats
         app.state.service, app.state.fanout, app.state.events = service, hub, consumer

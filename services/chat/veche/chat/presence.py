@@ -9,8 +9,8 @@ import logging
 
 from veche.chat import frames
 from veche.chat.fanout import Fanout, Outgoing
-from veche.chat.store import ChatStore
 from veche.chat.ws import ChatSocket
+from veche.common.roomstate import RoomState
 
 log = logging.getLogger("veche.chat.presence")
 
@@ -20,9 +20,9 @@ class PresenceKeeper:
     membership is re-checked: a socket whose member is gone is closed even if the event that
     says so never arrived."""
 
-    def __init__(self, hub: Fanout, store: ChatStore, interval: float) -> None:
+    def __init__(self, hub: Fanout, state: RoomState, interval: float) -> None:
         self.hub = hub
-        self.store = store
+        self.state = state
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
 
@@ -49,8 +49,8 @@ class PresenceKeeper:
         sockets = [s for s in self.hub.sockets() if isinstance(s, ChatSocket)]
         if not sockets:
             return
-        await self.store.touch_presence(list({(s.room_id, s.caller.member.id) for s in sockets}))
-        rows = await self.store.memberships([(s.room_id, s.caller.participant_id) for s in sockets])
+        await self.state.touch_many(list({(s.room_id, s.caller.member.id) for s in sockets}))
+        rows = await self.state.memberships([(s.room_id, s.caller.participant_id) for s in sockets])
         for socket, (status, raw) in zip(sockets, rows, strict=True):
             if status is None:
                 continue  # the hash is missing (Redis restarted): rooms rebuilds it on demand

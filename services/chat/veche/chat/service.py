@@ -23,7 +23,6 @@ from veche.chat.schemas import (
 )
 from veche.chat.settings import ChatSettings
 from veche.chat.store import ChatStore
-from veche.common import presence
 from veche.common.errors import NotAParticipant, RoomNotFound, Unavailable
 from veche.common.events import PublicParticipant, RoomEvent
 from veche.common.ids import parse_uuid7, uuid7
@@ -108,7 +107,7 @@ class ChatService:
         member = membership.require_active()
         if pid is None:  # pragma: no cover - require_active found no member without an id
             raise NotAParticipant("X-Participant-ID is required")
-        await presence.touch(self.redis, room_id, member.id)
+        await self.membership.state.touch(room_id, member.id)
         return Caller(room_id, pid, member, client_ip)
 
     # --- history ----------------------------------------------------------------------------

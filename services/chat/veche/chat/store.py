@@ -1,4 +1,5 @@
-"""All of chat's Redis: the room's message sorted set, its Lua scripts, rate counters, presence.
+"""All of chat's own Redis: the room's message sorted set and its Lua scripts (the room
+state it reads, membership and presence, is veche.common.roomstate's).
 
 `chat:room:{<room>}:messages` holds score = creation ms, member = the message JSON, which
 starts with `{"id":"<uuidv7>"` (see StoredMessage). Members of one score sort by id, so the
@@ -22,7 +23,6 @@ from veche.chat.schemas import StoredMessage
 from veche.chat.settings import ChatSettings
 from veche.common import keys
 from veche.common.ids import timestamp_ms
-from veche.common.presence import PRESENCE_KEY_TTL_SECONDS
 
 # Compares two canonical UUID strings as 128-bit numbers, chunk by chunk (each chunk is exact
 # in a Lua number), without relying on the server's string collation. A member's id sits at
@@ -273,27 +273,3 @@ class ChatStore:
             args=[self.ttl_ms, str(event_id), keys.chat_channel(room_id), *envelopes],
         )
         return bool(int(result))
-
-    async def touch_presence(self, members: list[tuple[UUID, UUID]]) -> None:
-        """Signs of life of many (room, member public id) at once: what common.presence.touch
-        does for one, in a single round trip."""
-        if not members:
-            return
-        stamp = now_ms()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for room_id, public_id in members:
-                key = keys.room_presence(room_id)
-                pipe.zadd(key, {str(public_id): stamp})
-                pipe.expire(key, PRESENCE_KEY_TTL_SECONDS)
-            await pipe.execute()
-
-    async def memberships(self, members: list[tuple[UUID, str]]) -> list[tuple[str | None, str | None]]:
-        """(room status, member JSON) from the rooms' participants hash for each (room,
-        participant secret); status None means the hash is missing."""
-        if not members:
-            return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for room_id, participant_id in members:
-                pipe.hmget(keys.room_participants(room_id), [keys.ROOM_STATUS_FIELD, participant_id])
-            rows = await pipe.execute()
-        return [(row[0], row[1]) for row in rows]

@@ -4,16 +4,13 @@ The answer comes from the `room:{id}:participants` hash that rooms writes before
 join; when that hash is missing (Redis restarted or flushed), rooms is asked over its internal
 endpoint, which rebuilds the hash from PostgreSQL."""
 
-import json
 from dataclasses import dataclass
 from uuid import UUID
 
-import redis.asyncio as aioredis
-
-from veche.common import keys
 from veche.common.errors import NotAParticipant, RoomEnded
 from veche.common.events import PublicParticipant
 from veche.common.rooms_client import RoomsClient
+from veche.common.roomstate import RoomState, parse_member
 
 
 @dataclass(frozen=True)
@@ -32,8 +29,8 @@ class Membership:
 
 
 class MembershipResolver:
-    def __init__(self, redis: aioredis.Redis, rooms: RoomsClient) -> None:
-        self.redis = redis
+    def __init__(self, state: RoomState, rooms: RoomsClient) -> None:
+        self.state = state
         self.rooms = rooms
 
     async def close(self) -> None:
@@ -41,21 +38,12 @@ class MembershipResolver:
 
     async def resolve(self, room_id: UUID, participant_id: UUID | str | None) -> Membership:
         pid = str(participant_id) if participant_id else None
-        fields = [keys.ROOM_STATUS_FIELD] + ([pid] if pid else [])
-        values = await self.redis.hmget(keys.room_participants(room_id), fields)
-        status = values[0]
+        status, raw = await self.state.member(room_id, pid)
         if status is not None:
-            raw = values[1] if pid else None
-            member = PublicParticipant.model_validate(json.loads(raw)) if raw else None
-            return Membership(room_id, str(status), member)
+            return Membership(room_id, status, parse_member(raw) if raw else None)
         answer = await self.rooms.membership(room_id, pid)  # rebuilds the hash
         return Membership(room_id, answer.room.status, answer.member)
 
     async def members(self, room_id: UUID) -> list[PublicParticipant]:
         """Every active member of the room from the hash (public views only)."""
-        raw = await self.redis.hgetall(keys.room_participants(room_id))
-        return [
-            PublicParticipant.model_validate(json.loads(v))
-            for k, v in raw.items()
-            if k != keys.ROOM_STATUS_FIELD
-        ]
+        return await self.state.members(room_id)

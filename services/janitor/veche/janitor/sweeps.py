@@ -19,8 +19,8 @@ import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from veche.common import keys
 from veche.common.rooms_client import RoomsClient, RoomsUnavailable
+from veche.common.roomstate import RoomState
 from veche.common.timefmt import utcnow
 from veche.janitor.metrics import PARTICIPANTS_TIMED_OUT, ROOMS_DELETED, ROOMS_EXPIRED
 from veche.janitor.settings import JanitorSettings
@@ -109,10 +109,7 @@ async def _idle_among(
     redis: aioredis.Redis, members: list[tuple[UUID, UUID]], idle_since_ms: int
 ) -> list[tuple[UUID, UUID]]:
     """The (member, room) pairs with no sign of life in Redis since idle_since_ms."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for public_id, room_id in members:
-            pipe.zscore(keys.room_presence(room_id), str(public_id))
-        scores = await pipe.execute()
+    scores = await RoomState(redis).last_seen_many([(room_id, public_id) for public_id, room_id in members])
     return [
         member
         for member, score in zip(members, scores, strict=True)

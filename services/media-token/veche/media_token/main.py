@@ -12,6 +12,7 @@ from veche.common.livekit import LiveKitRooms
 from veche.common.logs import setup_logging
 from veche.common.membership import MembershipResolver
 from veche.common.rooms_client import RoomsClient
+from veche.common.roomstate import RoomState
 from veche.common.web import create_app as create_service_app
 from veche.media_token.api import router
 from veche.media_token.consumers import livekit_sync_consumer
@@ -34,7 +35,9 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
 
         nats = Nats(settings, on_connect=on_nats)
         nats.start()
-        membership = MembershipResolver(redis, RoomsClient(settings))
+        membership = MembershipResolver(
+            RoomState(redis, settings.participants_ttl_seconds), RoomsClient(settings)
+        )
         livekit: LiveKitRooms | None = None
         rooms: RoomsClient | None = None
         consumer: DurableConsumer | None = None

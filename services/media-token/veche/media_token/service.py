@@ -13,7 +13,6 @@ import redis.asyncio as aioredis
 from livekit import api as lk
 from prometheus_client import Counter
 
-from veche.common import presence
 from veche.common.errors import NotHost, ParticipantNotFound, RoomEnded, Unavailable
 from veche.common.events import PublicParticipant
 from veche.common.livekit import LiveKitRooms, LiveKitUnavailable
@@ -76,7 +75,7 @@ class MediaService:
 
     async def _active_member(self, room_id: UUID, participant_id: UUID | None) -> PublicParticipant:
         member = (await self.membership.resolve(room_id, participant_id)).require_active()
-        await presence.touch(self.redis, room_id, member.id)
+        await self.membership.state.touch(room_id, member.id)
         return member
 
     def _require_livekit(self) -> LiveKitRooms:

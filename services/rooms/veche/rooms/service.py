@@ -17,7 +17,6 @@ from uuid import UUID, uuid4
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from veche.common import presence
 from veche.common.errors import (
     Banned,
     NotAParticipant,
@@ -150,7 +149,7 @@ class RoomsService:
         return view, host
 
     async def get(self, room_id: UUID) -> RoomView:
-        cached, generation = await self.cache.cached_room(room_id)
+        cached, generation = await self.cache.cached_view(room_id)
         if cached is not None:
             return cached
         async with self.sessions() as session:
@@ -158,7 +157,7 @@ class RoomsService:
             if room is None:
                 raise RoomNotFound(f"Room {room_id} does not exist")
             view = room_view(room, await repo.active_count(session, room_id))
-        await self.cache.cache_room(view, generation)
+        await self.cache.cache_view(view, generation)
         return view
 
     async def participants(self, room_id: UUID) -> list[PublicParticipant]:
@@ -229,7 +228,7 @@ class RoomsService:
                 )
                 created = True
         await self.cache.put_member(room_id, caller.participant_id, public_view(member))
-        await presence.touch(self.cache.redis, room_id, member.id)
+        await self.cache.touch(room_id, member.id)
         if created:
             self.on_events()
         return JoinResult(member, created)
@@ -365,7 +364,7 @@ class RoomsService:
         """Records a sign of life of the caller, when it is a member of the room."""
         _, raw = await self.cache.member(room_id, participant_id)
         if raw:
-            await presence.touch(self.cache.redis, room_id, parse_member(raw).id)
+            await self.cache.touch(room_id, parse_member(raw).id)
             await self.cache.refresh(room_id)
 
     # --- asked by the janitor; each re-checks under the room lock, so repeats are no-ops ---
@@ -399,7 +398,7 @@ class RoomsService:
                 return False
             if member.joined_at.timestamp() * 1000 >= idle_since_ms:
                 return False
-            last_seen = await presence.last_seen(self.cache.redis, room_id, public_id)
+            last_seen = await self.cache.last_seen(room_id, public_id)
             if last_seen is not None and last_seen >= idle_since_ms:
                 return False
             await self._close(session, room, member, "timeout")
@@ -426,7 +425,7 @@ class RoomsService:
         if member is None:
             return False
         await self.cache.put_member(member.room_id, member.participant_id, public_view(member))
-        await presence.touch(self.cache.redis, member.room_id, member.id)
+        await self.cache.touch(member.room_id, member.id)
         return True
 
     async def livekit_left(
@@ -451,7 +450,7 @@ class RoomsService:
                 return
             if not left_the_call:
                 member.livekit_sid = None
-                await presence.touch(self.cache.redis, room.id, member.id)
+                await self.cache.touch(room.id, member.id)
                 view = public_view(member)
             else:
                 await self._close(session, room, member, "left")
