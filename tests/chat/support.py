@@ -124,7 +124,7 @@ class Room:
 
 
 def assert_message(message: dict[str, Any]) -> None:
-    """The Message shape of API.md, to the letter."""
+    """The Message shape of docs/api.md, to the letter."""
     assert set(message) == MESSAGE_KEYS, message
     assert message["message_type"] in ("user", "system")
     assert message["created_at"].endswith("Z") and len(message["created_at"]) == 24

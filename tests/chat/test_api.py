@@ -1,4 +1,4 @@
-"""Every row of the Chat table of API.md (and its errors and field rules), against the chat and
+"""Every row of the Chat table of docs/api.md (and its errors and field rules), against the chat and
 rooms apps in-process on the real PostgreSQL, Redis and NATS."""
 
 import asyncio

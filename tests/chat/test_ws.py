@@ -1,4 +1,4 @@
-"""Every WebSocket step of API.md, through the real Traefik to the real chat processes."""
+"""Every WebSocket step of docs/api.md, through the real Traefik to the real chat processes."""
 
 import asyncio
 import contextlib

@@ -2,8 +2,9 @@
 (`POST /twirp/livekit.RoomService/<Method>`, `application/protobuf`) and records every request
 it receives, so tests can see exactly what a real LiveKit server would have been asked.
 
-It is the only test double of the suite: no LiveKit server can run on the test machines. It
-keeps just enough state to answer like LiveKit does: rooms, connected participants and their
+It is the only test double of the suite, used where a real LiveKit server cannot serve: to
+play a LiveKit outage (`stop()`), and to count the exact calls a mute makes. It keeps just
+enough state to answer like LiveKit does: rooms, connected participants and their
 tracks, `not_found` (HTTP 404) for rooms and identities it does not know, `unauthenticated`
 for a request not signed with the API key and secret. `stop()` closes the port and every open
 connection (a client sees "connection refused"); `start()` listens on the same port again."""

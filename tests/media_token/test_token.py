@@ -1,5 +1,5 @@
 """POST /api/v1/rooms/{id}/media/token: the LiveKit access token, checked with LiveKit's own
-TokenVerifier, and every refusal of API.md."""
+TokenVerifier, and every refusal of docs/api.md."""
 
 import json
 import logging

@@ -1,4 +1,4 @@
-"""Events of API.md, published once each through the outbox, also across a NATS outage."""
+"""Events of docs/api.md, published once each through the outbox, also across a NATS outage."""
 
 import asyncio
 import contextlib

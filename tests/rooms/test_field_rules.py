@@ -1,4 +1,4 @@
-"""API.md Field rules on create and join: what is refused with 422, what is accepted."""
+"""docs/api.md Field rules on create and join: what is refused with 422, what is accepted."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Every row of API.md's Rooms table, with its success and error codes."""
+"""Every row of docs/api.md's Rooms table, with its success and error codes."""
 
 import uuid
 

@@ -1,6 +1,7 @@
 """deploy/compose.yaml, checked offline (no Docker engine here): compose's own interpolation
 rules applied by hand, then the LiveKit service's config read as LiveKit would."""
 
+import json
 import re
 from pathlib import Path
 
@@ -103,3 +104,15 @@ def test_redis_keeps_its_data_and_a_memory_bound_without_silent_eviction():
     options = dict(zip(command[1::2], command[2::2], strict=False))
     assert options["--appendonly"] == "yes" and options["--appendfsync"] == "everysec"
     assert options["--maxmemory"] == "512mb" and options["--maxmemory-policy"] == "noeviction"
+
+
+def test_the_services_believe_forwarded_addresses_from_the_gateway_container_only():
+    compose = yaml.safe_load(interpolate(COMPOSE.read_text(), ENV))
+    gateway_ip = compose["services"]["traefik"]["networks"]["default"]["ipv4_address"]
+    subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    import ipaddress
+
+    assert ipaddress.ip_address(gateway_ip) in ipaddress.ip_network(subnet)
+    for name in ("rooms", "chat", "media-token", "janitor"):
+        env = compose["services"][name]["environment"]
+        assert json.loads(env["GATEWAY_ADDRESSES"]) == [f"{gateway_ip}/32"]

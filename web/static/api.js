@@ -1,4 +1,4 @@
-// The HTTP side of the public API (API.md) and the anonymous identity that goes with it.
+// The HTTP side of the public API (docs/api.md) and the anonymous identity that goes with it.
 
 import { t } from './i18n.js';
 

@@ -10,7 +10,7 @@ const ACK_TIMEOUT_MS = 10000;
 const HISTORY_PAGE = 50;
 const MAX_CONTENT = 4000;
 
-/** Close codes after which reconnecting cannot help (API.md, WebSocket section). */
+/** Close codes after which reconnecting cannot help (docs/api.md, WebSocket section). */
 export const CLOSE_ROOM_ENDED = 4410;
 export const CLOSE_FORBIDDEN = 4403;
 export const CLOSE_NOT_FOUND = 4404;

@@ -29,7 +29,6 @@ log = logging.getLogger("veche.chat.fanout")
 
 SUBSCRIBED_ROOMS = Gauge("veche_chat_subscribed_rooms", "Room channels this replica listens to")
 
-# WebSocket close codes of API.md (and RFC 6455 for the standard ones).
 # --- the hub -------------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from uuid import UUID
 from veche.chat.schemas import MessageView
 from veche.common.events import PublicParticipant
 
+# WebSocket close codes of docs/api.md (and RFC 6455 for the standard ones).
 CLOSE_BAD_FRAME = 4400
 CLOSE_NO_AUTH = 4401
 CLOSE_NOT_PARTICIPANT = 4403

@@ -1,4 +1,4 @@
-"""Shapes of the chat API (API.md: Message, Field rules) and of the stored message."""
+"""Shapes of the chat API (docs/api.md: Message, Field rules) and of the stored message."""
 
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal

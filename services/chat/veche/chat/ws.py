@@ -1,4 +1,4 @@
-"""The chat WebSocket `/ws/chat/{room_id}` (API.md, WebSocket): authenticate with the first
+"""The chat WebSocket `/ws/chat/{room_id}` (docs/api.md, WebSocket): authenticate with the first
 frame (or the X-Participant-ID header), `ready`, replay after `after`, then live frames.
 
 Each socket has a writer task fed by a bounded queue. The live frames of the room are queued

@@ -161,6 +161,9 @@ def is_dependency_error(exc: BaseException) -> bool:
 
     if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
         return True
+    # Redis at its maxmemory (noeviction) refuses writes: the dependency cannot serve, a 503.
+    if isinstance(exc, (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError)):
+        return True
     sqlalchemy_exc = _sqlalchemy_exc()
     if sqlalchemy_exc is not None:
         if isinstance(exc, sqlalchemy_exc.DBAPIError) and (

@@ -14,7 +14,7 @@ def room_participants(room_id: UUID | str) -> str:
 
 
 def room_meta(room_id: UUID | str) -> str:
-    """String: JSON of the public Room, a cache invalidated on every change."""
+    """Hash {json, gen}: the public Room's JSON, a cache dropped (and `gen` bumped) on every change."""
     return f"room:{{{room_id}}}:meta"
 
 

@@ -1,5 +1,6 @@
 """Typed settings read once from the environment; defaults serve a local run."""
 
+from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, model_validator
@@ -14,6 +15,9 @@ _PLACEHOLDER_PREFIX = "change-me"
 
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    # Whether this service holds the LiveKit key pair (rooms and media-token do): only then is
+    # its secret checked.
+    uses_livekit: ClassVar[bool] = False
 
     service_name: str = "veche"
     # Level of the JSON log lines on stdout (DEBUG, INFO, WARNING, ERROR).
@@ -107,7 +111,7 @@ class CommonSettings(BaseSettings):
         if self.dev_mode:
             return self
         weak = []
-        if (
+        if self.uses_livekit and (
             self.livekit_api_secret == DEV_LIVEKIT_API_SECRET
             or len(self.livekit_api_secret) < 32
             or self.livekit_api_secret.startswith(_PLACEHOLDER_PREFIX)

@@ -14,7 +14,8 @@ ROOMS_DELETED = Counter(
 KEYS_DELETED = Counter("veche_janitor_keys_deleted_total", "Redis keys of ended rooms deleted")
 EVENTS_PROCESSED = Counter(
     "veche_janitor_events_processed_total",
-    "room.ended events handled, by outcome: cleaned, duplicate (already done), ignored",
+    "room.ended events handled, by outcome: cleaned, duplicate (already done), refused (rooms "
+    "says the room is active), ignored",
     ["outcome"],
 )
 EVENT_FAILURES = Counter(

@@ -1,4 +1,4 @@
-"""Request and response shapes of the media API (API.md: Media)."""
+"""Request and response shapes of the media API (docs/api.md: Media)."""
 
 from typing import Literal
 from uuid import UUID

@@ -1,4 +1,4 @@
-"""Request and response shapes of the rooms API (API.md: Shapes, Field rules)."""
+"""Request and response shapes of the rooms API (docs/api.md: Shapes, Field rules)."""
 
 from datetime import datetime
 from typing import Annotated, Literal

@@ -1,10 +1,13 @@
 """Settings of the rooms service."""
 
+from typing import ClassVar
+
 from veche.common.settings import CommonSettings
 
 
 class RoomsSettings(CommonSettings):
     service_name: str = "rooms"
+    uses_livekit: ClassVar[bool] = True
     # An empty room ends after this long.
     room_empty_ttl_seconds: int = 300
     # How often the outbox relay looks for events when nothing woke it.
