@@ -28,7 +28,9 @@ RUN_ID = os.environ.setdefault("VECHE_TEST_RUN_ID", secrets.token_hex(4))
 BASE_DATABASE_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
-BASE_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# A Redis database of this run's own (1-15), so two runs at once never share rate-limit
+# counters or keys; 0 is left to `make run`.
+BASE_REDIS_URL = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{int(RUN_ID, 16) % 15 + 1}")
 BASE_NATS_URL = os.environ.get("TEST_NATS_URL", "nats://127.0.0.1:4222")
 
 # PostgreSQL, Redis and NATS: reused where they listen, otherwise started for this session by

@@ -176,7 +176,7 @@ async def test_history_never_shows_a_participant_id(room: Room):
     await room.post(anna, "hello")
     response = await room.chat.get(room.messages_url, headers=hdr(anna.pid))
     assert_no_secret(response.text, room.secrets())
-    stored = await room.chat.app.state.redis.zrange(keys.chat_messages(room.id), 0, -1)
+    stored = await room.chat.app.state.ctx.redis.zrange(keys.chat_messages(room.id), 0, -1)
     assert any(anna.pid in member for member in stored)  # kept in Redis for ownership only
 
 
@@ -298,7 +298,7 @@ async def test_an_edit_racing_a_delete_never_leaves_the_message_alive_after_a_20
         assert delete.status_code == 204, delete.text
         assert edit.status_code in (200, 404), edit.text
         assert message["id"] not in [m["id"] for m in await room.history(limit=200)]
-        stored = await room.chat.app.state.redis.zrange(keys.chat_messages(room.id), 0, -1)
+        stored = await room.chat.app.state.ctx.redis.zrange(keys.chat_messages(room.id), 0, -1)
         assert not any(m.startswith(f'{{"id":"{message["id"]}"') for m in stored)
 
 
@@ -357,7 +357,7 @@ async def test_a_chat_request_is_a_sign_of_life_of_the_member(room: Room):
     anna = await room.join("Anna")
     before = int(time.time() * 1000)
     await room.history(anna)
-    score = await room.chat.app.state.redis.zscore(keys.room_presence(room.id), anna.public_id)
+    score = await room.chat.app.state.ctx.redis.zscore(keys.room_presence(room.id), anna.public_id)
     assert score is not None and score >= before
 
 
@@ -404,7 +404,7 @@ async def test_a_room_keeps_only_the_newest_chat_max_messages(rooms_api, chat_ap
         kept = await room.history(limit=200)
         assert len(kept) == 5
         assert [m["id"] for m in kept][:4] == sent[-4:]
-        assert await chat.app.state.redis.zcard(keys.chat_messages(room.id)) == 5
+        assert await chat.app.state.ctx.redis.zcard(keys.chat_messages(room.id)) == 5
 
 
 # --- dependencies down -----------------------------------------------------------------------
@@ -422,14 +422,14 @@ async def test_chat_while_redis_is_down_is_503_unavailable(chat_app):
 
 async def test_chat_when_the_hash_is_missing_and_rooms_is_unreachable_is_503(room: Room, chat_app):
     async with chat_app(rooms_internal_url="http://127.0.0.1:1") as chat:
-        await chat.app.state.redis.delete(keys.room_participants(room.id))
+        await chat.app.state.ctx.redis.delete(keys.room_participants(room.id))
         response = await chat.get(room.messages_url, headers=hdr(room.host.pid))
         problem(response, 503, "unavailable")
 
 
 async def test_chat_asks_rooms_when_the_membership_hash_is_missing(room: Room):
     anna = await room.join("Anna")
-    await room.chat.app.state.redis.delete(keys.room_participants(room.id))
+    await room.chat.app.state.ctx.redis.delete(keys.room_participants(room.id))
     message = await room.post(anna, "still here")
     assert message["sender_id"] == anna.public_id
     stranger = await room.chat.get(room.messages_url, headers=hdr(new_pid()))

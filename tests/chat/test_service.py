@@ -33,7 +33,7 @@ def caller_in(room_id: UUID, name: str = "Anna") -> Caller:
 async def services(chat_app) -> AsyncIterator[list[ChatService]]:
     """Two chat apps: two replicas' worth of services, each with its own Redis connections."""
     async with chat_app() as first, chat_app() as second:
-        yield [first.app.state.service, second.app.state.service]
+        yield [first.app.state.ctx.service, second.app.state.ctx.service]
 
 
 class ChannelTap:
@@ -101,7 +101,7 @@ async def test_a_writer_whose_clock_is_behind_still_writes_above_the_room_head(s
 
 async def test_message_and_head_keys_expire_with_chat_ttl_seconds(chat_app):
     async with chat_app(chat_ttl_seconds=2) as chat:
-        service: ChatService = chat.app.state.service
+        service: ChatService = chat.app.state.ctx.service
         room_id = uuid.uuid4()
         await service.post(caller_in(room_id), "short-lived")
         redis = service.redis

@@ -60,7 +60,7 @@ async def test_a_socket_that_never_reads_is_dropped_while_another_gets_every_mes
                     got_at[frame["message"]["id"]] = time.monotonic()
 
             def slow_dropped() -> bool:
-                sockets = served.app.state.fanout.room_sockets(uuid.UUID(room.id))
+                sockets = served.app.state.ctx.fanout.room_sockets(uuid.UUID(room.id))
                 return any(s.member_id == anna.public_id and s.close_code for s in sockets)
 
             async def post(i: int) -> None:
@@ -145,7 +145,7 @@ async def test_losing_the_fanout_connection_closes_sockets_1011_and_recovers(
     rooms_api, chat_server, redis_client
 ):
     async with chat_server() as served, room_on(served, rooms_api) as room:
-        name = f"veche-chat-fanout-{served.app.state.fanout.replica}"
+        name = f"veche-chat-fanout-{served.app.state.ctx.fanout.replica}"
         async with chat_socket(served.url, room.id, room.host) as socket:
             ours = [c for c in await redis_client.client_list() if c["name"] == name]
             assert len(ours) == 1
@@ -153,7 +153,7 @@ async def test_losing_the_fanout_connection_closes_sockets_1011_and_recovers(
             # Whatever was published while it reconnects would be lost: the client must resume.
             assert await socket.closed() == 1011
         deadline = time.monotonic() + 10
-        while not served.app.state.fanout.connected:
+        while not served.app.state.ctx.fanout.connected:
             assert time.monotonic() < deadline, "the fan-out did not reconnect"
             await asyncio.sleep(0.05)
         async with chat_socket(served.url, room.id, room.host) as again:
@@ -189,7 +189,7 @@ async def test_an_idle_fanout_connection_answers_its_liveness_pings_and_stays_up
     ):
         async with chat_socket(served.url, room.id, room.host) as socket:
             await asyncio.sleep(2.0)  # many liveness windows (0.5 s) with nothing published
-            assert served.app.state.fanout.connected
+            assert served.app.state.ctx.fanout.connected
             await room.post(room.host, "still live")
             await socket.created("still live")
 

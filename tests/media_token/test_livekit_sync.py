@@ -31,7 +31,7 @@ async def recorded(livekit, method: str, room: str, *, ok: bool | None = True): 
 async def settled(media) -> None:  # type: ignore[no-untyped-def]
     """Waits until the consumer has every event of the stream delivered and acknowledged, so
     no redelivery (and no further LiveKit call) can still come."""
-    js = media.app.state.nats.client.jetstream()
+    js = media.app.state.ctx.nats.client.jetstream()
 
     async def check() -> bool:
         info = await js.consumer_info(os.environ["NATS_STREAM"], media.settings.sync_durable)

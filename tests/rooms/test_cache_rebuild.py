@@ -102,7 +102,7 @@ async def test_a_members_request_records_its_presence(api, room, redis_client):
 
 async def test_a_slow_reader_cannot_put_back_a_room_older_than_the_last_change(api, room):
     """A reader that loaded the room before a join must not cache its stale count after it."""
-    service = api._transport.app.state.service
+    service = api._transport.app.state.ctx.service
     stale_view = await service.get(room.id)  # count 1
     _, generation = await service.cache.cached_view(room.id)
     await room.join("Bob")  # commits, then invalidates
@@ -118,7 +118,7 @@ async def test_a_kick_that_cannot_reach_redis_changes_nothing_and_its_retry_work
     with nobody able to kick it again."""
     import redis.exceptions
 
-    cache = api._transport.app.state.service.cache
+    cache = api._transport.app.state.ctx.service.cache
     bob, bob_self = await room.join("Bob")
     real_drop = cache.drop_members
 

@@ -156,7 +156,8 @@ def own_database():
 async def test_events_emitted_while_nats_is_down_arrive_once_after_it_returns(own_nats, own_database):
     settings = RoomsSettings(nats_url=own_nats.url, database_url=own_database, outbox_poll_seconds=0.2)
     async with app_client(create_app(settings)) as client:
-        await eventually(lambda: asyncio.sleep(0, client._transport.app.state.nats.is_connected), timeout=30)
+        nats = client._transport.app.state.ctx.nats
+        await eventually(lambda: asyncio.sleep(0, nats.is_connected), timeout=30)
         own_nats.stop()
         # NATS is down: requests still succeed.
         created = await client.post("/api/v1/rooms", json={"title": "Outage"})

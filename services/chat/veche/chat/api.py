@@ -5,8 +5,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from veche.chat.context import ChatContext
 from veche.chat.schemas import MessageBody, MessageList, MessageView
 from veche.chat.service import Caller, ChatService
+from veche.common.app import context
 from veche.common.errors import ValidationFailed
 from veche.common.identity import IdentityHeader, parse_participant_id, parse_room_id
 from veche.common.ids import parse_uuid7
@@ -17,7 +19,7 @@ router = APIRouter(prefix="/api/v1/rooms/{room_id}/chat")
 
 
 def _service(request: Request) -> ChatService:
-    return request.app.state.service  # type: ignore[no-any-return]
+    return context(request, ChatContext).service
 
 
 async def _member(room_id: str, request: Request, x_participant_id: IdentityHeader = None) -> Caller:

@@ -281,10 +281,10 @@ async def _close(websocket: WebSocket, code: int, timeout: float) -> None:
 
 @router.websocket("/ws/chat/{room_id}")
 async def chat_socket(websocket: WebSocket, room_id: str) -> None:
-    state = websocket.app.state
-    service: ChatService = state.service
-    hub: Fanout = state.fanout
-    settings: ChatSettings = state.settings
+    ctx = websocket.app.state.ctx
+    service: ChatService = ctx.service
+    hub: Fanout = ctx.fanout
+    settings: ChatSettings = ctx.settings
     close_timeout = settings.chat_ws_close_timeout_seconds
     await websocket.accept()
     try:

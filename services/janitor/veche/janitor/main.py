@@ -5,72 +5,40 @@ On SIGTERM uvicorn leaves serve(), and the lifespan's shutdown finishes the swee
 drains the consumer before the connections close."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import uvicorn
 from fastapi import FastAPI
-from nats.aio.client import Client as NatsClient
-from sqlalchemy import text
 
-from veche.common.clients import Nats, create_engine, create_redis, ensure_stream
-from veche.common.logs import setup_logging
-from veche.common.web import create_app as create_service_app
+from veche.common.app import Resources, service_app
+from veche.common.clients import Nats
 from veche.janitor.settings import JanitorSettings
 from veche.janitor.worker import Janitor
 
 
+@dataclass(frozen=True)
+class JanitorContext:
+    janitor: Janitor
+    nats: Nats
+
+
 def create_app(settings: JanitorSettings | None = None) -> FastAPI:
     settings = settings or JanitorSettings()
-    setup_logging(settings.service_name, settings.log_level)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings)
-        redis = create_redis(settings)
-
-        async def on_nats(client: NatsClient) -> None:
-            # The janitor may start before rooms: the stream must exist to bind the consumer.
-            await ensure_stream(client, settings)
-
-        nats = Nats(settings, on_connect=on_nats)
-        nats.start()
-        janitor = Janitor(engine, redis, nats, settings)
-        janitor.start()
-        app.state.engine, app.state.redis, app.state.nats = engine, redis, nats
-        app.state.janitor = janitor
-        try:
-            yield
-        finally:
-            await janitor.stop()
-            await nats.close()
-            await redis.aclose()
-            await engine.dispose()
-
-    def readiness(app: FastAPI):  # type: ignore[no-untyped-def]
-        async def postgres() -> None:
-            async with app.state.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-
-        async def redis() -> None:
-            await app.state.redis.ping()
-
-        async def nats() -> None:
-            if not app.state.nats.is_connected:
-                raise ConnectionError("NATS is not connected")
+    async def setup(app: FastAPI, res: Resources) -> JanitorContext:
+        engine = res.postgres()
+        redis = res.redis()
+        # The janitor may start before rooms: the stream must exist to bind the consumer.
+        nats = res.nats(ready=True)
+        janitor = res.worker(Janitor(engine, redis, nats, settings))
 
         async def consumer() -> None:
-            await app.state.janitor.consumer_info()
+            await janitor.consumer_info()
 
-        return {"postgres": postgres, "redis": redis, "nats": nats, "consumer": consumer}
+        res.checks["consumer"] = consumer
+        return JanitorContext(janitor, nats)
 
-    return create_service_app(
-        service="janitor",
-        settings=settings,
-        lifespan=lifespan,
-        readiness=readiness,
-        title="veche janitor",
-    )
+    return service_app(service="janitor", settings=settings, setup=setup, title="veche janitor")
 
 
 def main() -> None:

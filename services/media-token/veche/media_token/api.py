@@ -5,9 +5,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from veche.common.app import context
 from veche.common.errors import ParticipantNotFound
 from veche.common.identity import optional_participant_id, room_id_path
 from veche.common.openapi import error_responses
+from veche.media_token.context import MediaContext
 from veche.media_token.schemas import MediaToken, MuteTrack
 from veche.media_token.service import MediaService
 
@@ -15,7 +17,7 @@ router = APIRouter(prefix="/api/v1/rooms/{room_id}/media")
 
 
 def _service(request: Request) -> MediaService:
-    return request.app.state.service  # type: ignore[no-any-return]
+    return context(request, MediaContext).service
 
 
 def _target_id(participant_public_id: str) -> UUID:

@@ -6,11 +6,13 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response
 from livekit import api as livekit_api
 
+from veche.common.app import context
 from veche.common.errors import ParticipantNotFound, Problem, Unauthorized
 from veche.common.identity import HEADER, IdentityHeader, parse_participant_id, room_id_path
 from veche.common.internal import require_service_credential
 from veche.common.openapi import error_responses
 from veche.common.web import client_ip
+from veche.rooms.context import RoomsContext
 from veche.rooms.schemas import (
     CreatedRoom,
     CreateRoom,
@@ -31,7 +33,7 @@ internal = APIRouter(
 
 
 def _service(request: Request) -> RoomsService:
-    return request.app.state.service  # type: ignore[no-any-return]
+    return context(request, RoomsContext).service
 
 
 def _optional_participant(x_participant_id: IdentityHeader = None) -> str | None:
@@ -168,7 +170,7 @@ async def livekit_webhook(request: Request, service: Service) -> dict[str, str]:
     if not auth:
         raise InvalidSignature("Missing Authorization header")
     try:
-        event = request.app.state.webhook_receiver.receive(body, auth)
+        event = context(request, RoomsContext).webhook_receiver.receive(body, auth)
     except Exception:  # noqa: BLE001 - any verification failure is a bad signature
         raise InvalidSignature("The webhook signature does not verify") from None
     participant = event.participant if event.HasField("participant") else None
@@ -197,7 +199,7 @@ async def _participant_event(
         public_id = None
     if kind == "participant_joined":
         if public_id is None or not await service.livekit_joined(public_id, room_name, participant.sid):
-            await request.app.state.intruders.remove(room_name, participant.identity)
+            await context(request, RoomsContext).intruders.remove(room_name, participant.identity)
     elif kind == "participant_left" and public_id is not None:
         await service.livekit_left(
             public_id,
