@@ -24,7 +24,9 @@ from veche.common.settings import CommonSettings
 from veche.local.stack import Stack, free_port, uvicorn_cmd
 
 
-@pytest.fixture(scope="session")
+# Package scope: its janitors sweep the whole run's database with a 3 s presence timeout, so
+# they must be gone before any other package's tests run.
+@pytest.fixture(scope="package")
 def jstack() -> Iterator[JanitorStack]:
     run_dir = Path(tempfile.mkdtemp(prefix="veche-janitor-"))
     rooms_port = free_port()

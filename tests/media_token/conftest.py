@@ -19,7 +19,7 @@ import pytest
 from tests.helpers import app_client
 from tests.livekit_server import LiveKitServer
 from tests.media_token.livekit_double import RecordingLiveKitDouble
-from tests.media_token.meetings import Meeting
+from tests.media_token.support import Meeting
 from veche.common.internal import internal_headers
 from veche.common.settings import CommonSettings
 from veche.local.stack import ROOT, free_port, healthy, uvicorn_cmd

@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 
 from tests.e2e.sfu import Member
 from tests.helpers import eventually
-from tests.media_token.meetings import Meeting
+from tests.media_token.support import Meeting
 
 
 def failures(media) -> float:  # type: ignore[no-untyped-def]

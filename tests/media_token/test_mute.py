@@ -8,7 +8,7 @@ from livekit import api as lk
 
 from tests.e2e.sfu import Member
 from tests.helpers import eventually, hdr, new_pid
-from tests.media_token.checks import assert_problem
+from tests.media_token.support import assert_problem
 
 
 def mute_path(room_id: str, public_id: str) -> str:

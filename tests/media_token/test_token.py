@@ -11,7 +11,7 @@ import pytest
 from livekit import api as lk
 
 from tests.helpers import eventually, hdr, new_pid
-from tests.media_token.checks import assert_problem, verified
+from tests.media_token.support import assert_problem, verified
 from veche.common import keys
 from veche.common.events import PublicParticipant
 from veche.common.roomstate import RoomState

@@ -77,9 +77,13 @@ class RoomsClient:
         return RoomSnapshot.model_validate_json(response.content)
 
     async def has_ended(self, room_id: UUID) -> bool:
-        """Whether the room ended (a room rooms no longer knows counts as ended)."""
-        room = await self.room(room_id)
-        return room is None or room.status == "ended"
+        """Whether the room ended, as PostgreSQL says (not the cached public view: this answer
+        decides whether a room's data is deleted); a room rooms no longer knows counts as ended."""
+        try:
+            answer = await self.membership(room_id, None)
+        except RoomNotFound:
+            return True
+        return answer.room.status == "ended"
 
     async def membership(self, room_id: UUID, participant_id: str | None) -> MembershipAnswer:
         """The room's status and the caller's membership (rooms rebuilds its Redis hash on the

@@ -87,6 +87,14 @@ class RoomState:
             self._invalidate(pipe, room_id)
             await pipe.execute()
 
+    async def invalidate_room(self, room_id: UUID) -> None:
+        """Drops the cached view again once a change is committed: a reader that loaded the
+        room between the first invalidation (inside the transaction) and the commit may have
+        cached the state from before the change."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            self._invalidate(pipe, room_id)
+            await pipe.execute()
+
     async def refresh(self, room_id: UUID) -> None:
         await self.redis.expire(keys.room_participants(room_id), self.participants_ttl)
 

@@ -246,6 +246,7 @@ class RoomsService:
                 return
             await self._close(session, room, active, "left")
             await self.cache.drop_members(room_id, [participant_id], room.status)
+        await self.cache.invalidate_room(room_id)
         self.on_events()
 
     async def _close(
@@ -301,6 +302,7 @@ class RoomsService:
             closed = await self._end_locked(session, room, now)
             view = room_view(room, 0)
             await self.cache.drop_members(room_id, [m.participant_id for m in closed], "ended")
+        await self.cache.invalidate_room(room_id)
         self.on_events()
         return view
 
@@ -342,6 +344,7 @@ class RoomsService:
                 )
             await self._close(session, room, target, "kicked")
             await self.cache.drop_members(room_id, [target.participant_id], room.status)
+        await self.cache.invalidate_room(room_id)
         self.on_events()
 
     # --- lookups for chat, media-token and the janitor -----------------------------------
@@ -380,6 +383,7 @@ class RoomsService:
                 return False
             await self._end_locked(session, room, now)
             await self.cache.drop_members(room_id, [], "ended")
+        await self.cache.invalidate_room(room_id)
         self.on_events()
         return True
 
@@ -403,6 +407,7 @@ class RoomsService:
                 return False
             await self._close(session, room, member, "timeout")
             await self.cache.drop_members(room_id, [member.participant_id], "active")
+        await self.cache.invalidate_room(room_id)
         self.on_events()
         return True
 
@@ -456,6 +461,7 @@ class RoomsService:
                 await self._close(session, room, member, "left")
                 await self.cache.drop_members(room.id, [member.participant_id], room.status)
         if left_the_call:
+            await self.cache.invalidate_room(room.id)
             self.on_events()
         else:
             await self.cache.put_member(room.id, member.participant_id, view)
