@@ -7,7 +7,7 @@ from pathlib import Path
 
 from livekit import api as lk
 
-from veche.common.settings import CommonSettings
+from veche.common.settings import LiveKitSettings
 from veche.local.infra import LocalInfra
 from veche.local.stack import free_port
 
@@ -22,8 +22,8 @@ class LiveKitServer:
     udp_ports: tuple[int, int] = field(
         default_factory=lambda: (lambda base: (base, base + 59))(random.randrange(40000, 49000, 60))
     )
-    api_key: str = field(default_factory=lambda: CommonSettings().livekit_api_key)
-    api_secret: str = field(default_factory=lambda: CommonSettings().livekit_api_secret)
+    api_key: str = field(default_factory=lambda: LiveKitSettings().livekit_api_key)
+    api_secret: str = field(default_factory=lambda: LiveKitSettings().livekit_api_secret)
 
     def __post_init__(self) -> None:
         self.infra = LocalInfra(self.run_dir)

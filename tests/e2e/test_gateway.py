@@ -3,7 +3,7 @@
 import pytest
 
 from tests.helpers import hdr, new_pid
-from veche.common.settings import CommonSettings
+from veche.common.settings import LiveKitSettings
 
 pytestmark = pytest.mark.e2e
 
@@ -74,7 +74,7 @@ async def test_media_token_through_the_gateway_names_the_public_id_never_the_sec
     assert body["identity"] == public_id
     assert body["room"] == created["room"]["livekit_room_name"]
     assert body["url"] == stack.env["LIVEKIT_URL"]
-    keys = CommonSettings()
+    keys = LiveKitSettings()
     claims = TokenVerifier(keys.livekit_api_key, keys.livekit_api_secret).verify(body["token"])
     assert claims.identity == public_id
     assert claims.video.room == body["room"] and claims.video.room_join and claims.video.room_admin

@@ -13,7 +13,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import hdr, new_pid
-from veche.common.settings import CommonSettings
+from veche.common.settings import LiveKitSettings
 from veche.local.stack import Process, Stack, free_port, healthy
 
 ROOM_EMPTY_TTL_SECONDS = 2
@@ -22,7 +22,7 @@ SWEEP_INTERVAL_SECONDS = 0.3
 CLEANUP_GRACE_SECONDS = 1.0
 ACK_WAIT_SECONDS = 3.0
 
-_KEYS = CommonSettings()
+_KEYS = LiveKitSettings()
 
 
 def janitor_env(durable: str, **extra: str) -> dict[str, str]:

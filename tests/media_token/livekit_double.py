@@ -16,7 +16,7 @@ from aiohttp import web
 from google.protobuf.message import Message
 from livekit import api as lk
 
-from veche.common.settings import CommonSettings
+from veche.common.settings import LiveKitSettings
 from veche.local.stack import free_port
 
 PREFIX = "/twirp/livekit.RoomService/"
@@ -63,7 +63,7 @@ class TwirpProblem(Exception):
 
 class RecordingLiveKitDouble:
     def __init__(self, api_key: str | None = None, api_secret: str | None = None) -> None:
-        settings = CommonSettings()
+        settings = LiveKitSettings()
         self.verifier = lk.TokenVerifier(
             api_key or settings.livekit_api_key, api_secret or settings.livekit_api_secret
         )

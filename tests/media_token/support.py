@@ -6,7 +6,7 @@ from livekit import api as lk
 from livekit.api.access_token import Claims
 
 from tests.helpers import hdr, new_pid
-from veche.common.settings import CommonSettings
+from veche.common.settings import LiveKitSettings
 
 
 def assert_problem(response, status: int, code: str) -> None:  # type: ignore[no-untyped-def]
@@ -21,7 +21,7 @@ def assert_problem(response, status: int, code: str) -> None:  # type: ignore[no
 
 def verified(token: str) -> Claims:
     """The claims of a token that LiveKit would accept with the configured keys."""
-    settings = CommonSettings()
+    settings = LiveKitSettings()
     return lk.TokenVerifier(settings.livekit_api_key, settings.livekit_api_secret).verify(token)
 
 

@@ -8,9 +8,9 @@ from livekit import api as lk
 from livekit.protocol import models, webhook
 
 from tests.helpers import hdr
-from veche.common.settings import CommonSettings
+from veche.common.settings import LiveKitSettings
 
-KEY, SECRET = CommonSettings().livekit_api_key, CommonSettings().livekit_api_secret  # as the app uses
+KEY, SECRET = LiveKitSettings().livekit_api_key, LiveKitSettings().livekit_api_secret  # as the app uses
 
 
 def signed(body: str, key: str = KEY, secret: str = SECRET) -> dict[str, str]:

@@ -11,9 +11,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from veche.common.settings import CommonSettings
 from veche.local.infra import LocalInfra, ensure_database, migrate
 from veche.local.stack import Stack, free_port
+from veche.rooms.settings import RoomsSettings
 
 
 async def _drop_database(url: str) -> None:
@@ -31,7 +31,7 @@ async def _drop_database(url: str) -> None:
 def isolated_stack(purpose: str, env: dict[str, str] | None = None) -> Iterator[Stack]:
     run = uuid.uuid4().hex[:8]
     os.environ.setdefault("DEV_MODE", "true")
-    settings = CommonSettings()
+    settings = RoomsSettings()  # every URL and key a local run needs
     infra = LocalInfra(Path(tempfile.mkdtemp(prefix=f"veche-{purpose}-infra-")))
     gateway_port = free_port()
     livekit_url = f"ws://127.0.0.1:{free_port()}"

@@ -5,16 +5,16 @@ import signal
 import sys
 import threading
 
-from veche.common.settings import CommonSettings
 from veche.local.infra import LocalInfra, ensure_database, is_local_livekit, migrate
 from veche.local.stack import ROOT, Stack, healthy, port_open
+from veche.rooms.settings import RoomsSettings
 
 
 def main() -> int:
     # A local run on this machine: the development key pair and internal token are fine (every
     # process started from here inherits this).
     os.environ.setdefault("DEV_MODE", "true")
-    settings = CommonSettings()
+    settings = RoomsSettings()  # every URL and key a local run needs
     gateway_port = int(os.environ.get("GATEWAY_PORT", "8080"))
     url = f"http://127.0.0.1:{gateway_port}"
     if port_open("127.0.0.1", gateway_port):

@@ -1,16 +1,21 @@
 """Settings of the chat service."""
 
-from veche.common.settings import CommonSettings
+from veche.common.settings import PresenceSettings
 
 
-class ChatSettings(CommonSettings):
+class ChatSettings(PresenceSettings):
     service_name: str = "chat"
-    # chat_ttl_seconds (each message lives this long) comes from CommonSettings.
+    # Each chat message lives this long.
+    chat_ttl_seconds: int = 21600
+    # A room keeps at most this many messages (the oldest go first).
     chat_max_messages: int = 10_000
     # A room's history in bytes of stored JSON (the oldest messages go first past it): with
     # the message cap alone, 10,000 messages of 16 KiB would be 160 MB of one room's Redis.
     chat_max_bytes: int = 8 * 1024 * 1024
-    # (RATE_LIMIT_CHAT_SEND, from CommonSettings, limits what one member posts to one room.)
+    # Chat messages per identity in a room, REST and WebSocket together.
+    rate_limit_chat_send: str = "20/10seconds"
+    # Chat messages from one address, all identities together (several people behind a NAT).
+    rate_limit_chat_send_address: str = "60/10seconds"
     # Rejected sends in a row after which a socket is closed with 4429.
     chat_ws_rate_strikes: int = 10
     # A socket must authenticate within this long after connecting (4401 otherwise).

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 
 from veche.common.clients import Nats, create_engine, create_redis, ensure_stream
 from veche.common.logs import setup_logging
-from veche.common.settings import CommonSettings
+from veche.common.settings import CommonSettings, PostgresSettings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -48,6 +48,7 @@ class Resources:
     def postgres(self, *, ready: bool = True) -> "AsyncEngine":
         from sqlalchemy import text
 
+        assert isinstance(self.settings, PostgresSettings), "this service has no PostgreSQL settings"
         engine = create_engine(self.settings)
         self.on_close(engine.dispose)
 

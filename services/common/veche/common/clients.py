@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from nats.aio.client import Client as NatsClient
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 
-from veche.common.settings import CommonSettings
+from veche.common.settings import CommonSettings, PostgresSettings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("veche.clients")
 
 
-def create_engine(settings: CommonSettings) -> "AsyncEngine":
+def create_engine(settings: PostgresSettings) -> "AsyncEngine":
     # Imported here: only rooms and the janitor talk to PostgreSQL (and depend on SQLAlchemy).
     from sqlalchemy.ext.asyncio import create_async_engine
 

@@ -12,7 +12,7 @@ from typing import TypeVar
 import aiohttp
 from livekit import api as lk
 
-from veche.common.settings import CommonSettings
+from veche.common.settings import LiveKitSettings
 
 
 class LiveKitUnavailable(Exception):
@@ -36,7 +36,7 @@ def _is_not_found(exc: lk.ServerError) -> bool:
 
 
 class LiveKitRooms:
-    def __init__(self, settings: CommonSettings) -> None:
+    def __init__(self, settings: LiveKitSettings) -> None:
         # Failover is for LiveKit Cloud regions; retries are the callers' business.
         self.api = lk.LiveKitAPI(
             settings.livekit_http_url,

@@ -1,6 +1,5 @@
 """Typed settings read once from the environment; defaults serve a local run."""
 
-from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, model_validator
@@ -15,9 +14,6 @@ _PLACEHOLDER_PREFIX = "change-me"
 
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
-    # Whether this service holds the LiveKit key pair (rooms and media-token do): only then is
-    # its secret checked.
-    uses_livekit: ClassVar[bool] = False
 
     service_name: str = "veche"
     # Level of the JSON log lines on stdout (DEBUG, INFO, WARNING, ERROR).
@@ -26,8 +22,6 @@ class CommonSettings(BaseSettings):
     # deployment.
     dev_mode: bool = False
 
-    # PostgreSQL (asyncpg URL; TLS through the query string, e.g. ?ssl=require).
-    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/veche"
     # A single Redis.
     redis_url: str = "redis://127.0.0.1:6379/0"
     # A Redis Cluster (a seed node); wins over REDIS_URL when set.
@@ -56,13 +50,6 @@ class CommonSettings(BaseSettings):
     # The peers whose X-Real-IP / X-Forwarded-For a service believes: the gateway's addresses
     # (CIDRs). A request from anyone else is counted under its own TCP peer address.
     gateway_addresses: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
-    # How often an open chat socket records a sign of life of its member.
-    presence_refresh_seconds: float = 15.0
-    # A member with no sign of life this long may be timed out (the janitor asks; rooms never
-    # times out anyone fresher, whatever it is asked).
-    presence_timeout_seconds: float = 90.0
-    # Ended rooms are deleted this long after they ended (rooms never deletes younger ones).
-    room_retention_days: float = 30.0
     # A request is answered within this: 503, or 408 when its body has not arrived.
     request_timeout_seconds: float = 10.0
     # How long one call to PostgreSQL, Redis, NATS or another service may take.
@@ -74,35 +61,12 @@ class CommonSettings(BaseSettings):
 
     # Rate limits on or off (off only for benchmarks).
     rate_limits_enabled: bool = True
-    # Room creations per client address.
-    rate_limit_create_room: str = "10/minute"
-    # Joins per client address.
-    rate_limit_join: str = "120/minute"
-    # Chat messages per identity in a room, REST and WebSocket together.
-    rate_limit_chat_send: str = "20/10seconds"
-    # Chat messages from one address, all identities together (several people behind a NAT).
-    rate_limit_chat_send_address: str = "60/10seconds"
     # All requests about one room, whichever service answers them.
     rate_limit_room: str = "600/minute"
 
     # Browser origins allowed to call the API (JSON list).
     cors_origins: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8080"])
 
-    # Where browsers connect to LiveKit (ws:// or wss://); empty turns video off.
-    livekit_url: str = "ws://127.0.0.1:7880"
-    # The API key of the LiveKit key pair; the default belongs to the LiveKit server that
-    # `make run` and `make test` start on this host.
-    livekit_api_key: str = "devkey"
-    # The secret of the key pair: signs tokens and RoomService calls, checks webhooks.
-    livekit_api_secret: str = DEV_LIVEKIT_API_SECRET
-    # Where the services reach LiveKit's HTTP (Twirp) API when that is not the browser's
-    # LIVEKIT_URL turned into http(s), e.g. `http://livekit:7880` inside a compose network.
-    livekit_api_url: str | None = None
-    # How long one call to LiveKit's API may take.
-    livekit_api_timeout_seconds: float = 3.0
-
-    # Each chat message lives this long.
-    chat_ttl_seconds: int = 21600
     # Lifetime of a room's membership hash in Redis (rebuilt from PostgreSQL when missing).
     participants_ttl_seconds: int = 21600
 
@@ -111,10 +75,11 @@ class CommonSettings(BaseSettings):
         if self.dev_mode:
             return self
         weak = []
-        if self.uses_livekit and (
-            self.livekit_api_secret == DEV_LIVEKIT_API_SECRET
-            or len(self.livekit_api_secret) < 32
-            or self.livekit_api_secret.startswith(_PLACEHOLDER_PREFIX)
+        livekit_secret = getattr(self, "livekit_api_secret", None)  # the services that hold it
+        if livekit_secret is not None and (
+            livekit_secret == DEV_LIVEKIT_API_SECRET
+            or len(livekit_secret) < 32
+            or livekit_secret.startswith(_PLACEHOLDER_PREFIX)
         ):
             weak.append("LIVEKIT_API_SECRET (a pair from `livekit-server generate-keys`)")
         if (
@@ -132,6 +97,31 @@ class CommonSettings(BaseSettings):
             )
         return self
 
+
+class PostgresSettings(CommonSettings):
+    """The services that talk to PostgreSQL: rooms and the janitor."""
+
+    # PostgreSQL (asyncpg URL; TLS through the query string, e.g. ?ssl=require).
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/veche"
+
+
+class LiveKitSettings(CommonSettings):
+    """The services that hold the LiveKit key pair: rooms (webhooks, non-member removal) and
+    media-token (tokens, LiveKit's RoomService)."""
+
+    # Where browsers connect to LiveKit (ws:// or wss://); empty turns video off.
+    livekit_url: str = "ws://127.0.0.1:7880"
+    # The API key of the LiveKit key pair; the default belongs to the LiveKit server that
+    # `make run` and `make test` start on this host.
+    livekit_api_key: str = "devkey"
+    # The secret of the key pair: signs tokens and RoomService calls, checks webhooks.
+    livekit_api_secret: str = DEV_LIVEKIT_API_SECRET
+    # Where the services reach LiveKit's HTTP (Twirp) API when that is not the browser's
+    # LIVEKIT_URL turned into http(s), e.g. `http://livekit:7880` inside a compose network.
+    livekit_api_url: str | None = None
+    # How long one call to LiveKit's API may take.
+    livekit_api_timeout_seconds: float = 3.0
+
     @property
     def livekit_enabled(self) -> bool:
         return bool(self.livekit_url.strip())
@@ -144,3 +134,20 @@ class CommonSettings(BaseSettings):
         parts = urlsplit(self.livekit_url.strip())
         scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
         return urlunsplit(parts._replace(scheme=scheme)).rstrip("/")
+
+
+class PresenceSettings(CommonSettings):
+    """Signs of life of members: chat records them, rooms and the janitor judge them."""
+
+    # How often an open chat socket records a sign of life of its member.
+    presence_refresh_seconds: float = 15.0
+    # A member with no sign of life this long may be timed out (the janitor asks; rooms never
+    # times out anyone fresher, whatever it is asked).
+    presence_timeout_seconds: float = 90.0
+
+
+class RetentionSettings(CommonSettings):
+    """How long ended rooms are kept: rooms and the janitor."""
+
+    # Ended rooms are deleted this long after they ended (rooms never deletes younger ones).
+    room_retention_days: float = 30.0

@@ -2,10 +2,10 @@
 
 from pydantic import model_validator
 
-from veche.common.settings import CommonSettings
+from veche.common.settings import PostgresSettings, PresenceSettings, RetentionSettings
 
 
-class JanitorSettings(CommonSettings):
+class JanitorSettings(PostgresSettings, PresenceSettings, RetentionSettings):
     service_name: str = "janitor"
     # Where the janitor serves /healthz, /readyz and /metrics.
     janitor_host: str = "127.0.0.1"

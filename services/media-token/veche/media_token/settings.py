@@ -1,13 +1,10 @@
 """Settings of the media-token service."""
 
-from typing import ClassVar
-
-from veche.common.settings import CommonSettings
+from veche.common.settings import LiveKitSettings
 
 
-class MediaSettings(CommonSettings):
+class MediaSettings(LiveKitSettings):
     service_name: str = "media-token"
-    uses_livekit: ClassVar[bool] = True
     # LiveKit renews a connected participant's token by itself; a client asks for a new one
     # to reconnect. Short, so a kicked member's token is soon worth nothing anywhere.
     livekit_token_ttl_seconds: int = 600
