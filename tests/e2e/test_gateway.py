@@ -1,5 +1,8 @@
 """The stack through Traefik: health of every service, error shapes, route split."""
 
+import os
+
+import asyncpg
 import pytest
 
 from tests.helpers import hdr, new_pid
@@ -82,3 +85,21 @@ async def test_media_token_through_the_gateway_names_the_public_id_never_the_sec
     stranger = await gw.post(f"/api/v1/rooms/{room_id}/media/token", headers=hdr(new_pid()))
     assert stranger.status_code == 403
     assert stranger.json()["code"] == "not_a_participant"
+
+
+async def test_through_the_gateway_a_spoofed_forwarded_for_is_not_stored_as_client_ip(gw):
+    pid = new_pid()
+    response = await gw.post(
+        "/api/v1/rooms",
+        json={"title": "Spoof"},
+        headers={**hdr(pid), "X-Forwarded-For": "198.51.100.66", "X-Real-IP": "198.51.100.67"},
+    )
+    assert response.status_code == 201
+    conn = await asyncpg.connect(os.environ["DATABASE_URL"].replace("postgresql+asyncpg", "postgresql"))
+    try:
+        ip = await conn.fetchval(
+            "SELECT host(client_ip) FROM room_participants WHERE participant_id = $1", pid
+        )
+    finally:
+        await conn.close()
+    assert ip == "127.0.0.1"
