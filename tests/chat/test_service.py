@@ -104,7 +104,7 @@ async def test_message_and_head_keys_expire_with_chat_ttl_seconds(chat_app):
         service: ChatService = chat.app.state.ctx.service
         room_id = uuid.uuid4()
         await service.post(caller_in(room_id), "short-lived")
-        redis = service.redis
+        redis = service.store.redis
         for key in (keys.chat_messages(room_id), head_key(room_id)):
             assert 0 < await redis.pttl(key) <= 2000
 

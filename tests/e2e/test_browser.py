@@ -24,7 +24,6 @@ from .browser import (
     Tab,
     create_room,
     join_by_link,
-    launch,
     open_tab,
     pass_prejoin,
     send_chat,
@@ -80,17 +79,6 @@ TEXT = {
 }
 
 OpenTab = Callable[..., Awaitable[Tab]]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def browser() -> AsyncIterator[object]:
-    """One Chromium for the module; every test opens its own contexts in it."""
-    async with async_api.async_playwright() as playwright:
-        chromium = await launch(playwright)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

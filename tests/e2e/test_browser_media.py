@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from .browser import CHROMIUM, TIMEOUT_MS, Tab, create_room, join_by_link, launch, open_tab
+from .browser import CHROMIUM, TIMEOUT_MS, Tab, create_room, join_by_link, open_tab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -27,16 +27,6 @@ DECODED = """(tile) => {
   if (!video || !video.videoWidth) return 0;
   return video.getVideoPlaybackQuality().totalVideoFrames;
 }"""
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def browser() -> AsyncIterator[object]:
-    async with async_api.async_playwright() as playwright:
-        chromium = await launch(playwright)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -16,9 +16,6 @@ from veche.chat.service import ChatService
 from veche.chat.settings import ChatSettings
 from veche.chat.store import ChatStore
 from veche.common.app import Resources, service_app
-from veche.common.membership import MembershipResolver
-from veche.common.rooms_client import RoomsClient
-from veche.common.roomstate import RoomState
 
 
 def create_app(settings: ChatSettings | None = None) -> FastAPI:
@@ -26,11 +23,8 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
 
     async def setup(app: FastAPI, res: Resources) -> ChatContext:
         redis = res.redis()
-        membership = MembershipResolver(
-            RoomState(redis, settings.participants_ttl_seconds), RoomsClient(settings)
-        )
-        res.on_close(membership.close)
-        service = ChatService(ChatStore(redis, settings), membership, redis, app.state.rate_limits, settings)
+        membership = res.membership(redis)
+        service = ChatService(ChatStore(redis, settings), membership, app.state.rate_limits, settings)
         hub = res.worker(Fanout(settings))
 
         async def fanout_subscribed() -> None:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
-import redis.asyncio as aioredis
 from prometheus_client import Counter
 
 from veche.chat import frames
@@ -85,13 +84,11 @@ class ChatService:
         self,
         store: ChatStore,
         membership: MembershipResolver,
-        redis: aioredis.Redis,
         rate_limits: RateLimits,
         settings: ChatSettings,
     ) -> None:
         self.store = store
         self.membership = membership
-        self.redis = redis
         self.rate_limits = rate_limits
         self.settings = settings
 

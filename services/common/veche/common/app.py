@@ -12,6 +12,9 @@ from fastapi import FastAPI, Request
 
 from veche.common.clients import Nats, create_engine, create_redis, ensure_stream
 from veche.common.logs import setup_logging
+from veche.common.membership import MembershipResolver
+from veche.common.rooms_client import RoomsClient
+from veche.common.roomstate import RoomState
 from veche.common.settings import CommonSettings, PostgresSettings
 
 if TYPE_CHECKING:
@@ -79,6 +82,15 @@ class Resources:
         if ready:
             self.checks["nats"] = connected
         return nats
+
+    def membership(self, redis: aioredis.Redis) -> MembershipResolver:
+        """Who is an active member of a room: the room state in Redis, and rooms when it is
+        missing (chat and media-token)."""
+        resolver = MembershipResolver(
+            RoomState(redis, self.settings.participants_ttl_seconds), RoomsClient(self.settings)
+        )
+        self.on_close(resolver.close)
+        return resolver
 
     W = TypeVar("W", bound=Worker)
 

@@ -180,6 +180,16 @@ def is_dependency_error(exc: BaseException) -> bool:
     return False
 
 
+def unexpected_problem(exc: BaseException, method: str, path: str, retry_after: int) -> Problem:
+    """What an exception nothing else handled is answered with: 503 when a dependency failed,
+    500 otherwise (logged with its traceback, which never reaches the answer)."""
+    if is_dependency_error(exc):
+        log.warning("dependency unavailable: %s", type(exc).__name__)
+        return Unavailable("A backing service is unavailable", retry_after)
+    log.exception("unhandled error on %s %s", method, path)
+    return Problem("Unexpected error")
+
+
 def _field_name(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in {"body", "query", "path", "header"}:
@@ -224,11 +234,7 @@ def install_error_handlers(app: FastAPI, retry_after: int = 5) -> None:
         return problem_response(generic)
 
     async def _dependency(request: Request, exc: Exception) -> JSONResponse:
-        if is_dependency_error(exc):
-            log.warning("dependency unavailable: %s", type(exc).__name__)
-            return problem_response(Unavailable("A backing service is unavailable", retry_after))
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(Problem("Unexpected error"))
+        return problem_response(unexpected_problem(exc, request.method, request.url.path, retry_after))
 
     # Registered per class (not only for Exception) so the answer comes from the exception
     # middleware and the error is not re-raised to the server as a crash.

@@ -25,6 +25,7 @@ from veche.common.errors import (
     install_error_handlers,
     is_dependency_error,
     send_problem,
+    unexpected_problem,
 )
 from veche.common.logs import request_id_var
 from veche.common.openapi import install_problem_openapi
@@ -149,6 +150,20 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
 
+class _Answer:
+    """A request's `send`, noting whether its answer has started (after that, a middleware can
+    no longer answer with a problem of its own)."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
+
+
 class ProblemCORSMiddleware(CORSMiddleware):
     """Starlette's CORS handling, with a refused preflight answered as problem+json."""
 
@@ -177,24 +192,12 @@ class UnexpectedErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        answer = _Answer(send)
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, answer.send)
         except Exception as exc:  # noqa: BLE001 - answered here, never re-raised
-            if is_dependency_error(exc):
-                log.warning("dependency unavailable: %s", type(exc).__name__)
-                problem: Problem = Unavailable("A backing service is unavailable", self.retry_after)
-            else:
-                log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-                problem = Problem("Unexpected error")
-            if not started:
+            problem = unexpected_problem(exc, scope["method"], scope["path"], self.retry_after)
+            if not answer.started:
                 await send_problem(send, problem)
 
 
@@ -215,14 +218,8 @@ class TimeoutMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
+        answer = _Answer(send)
         body_done = scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE")
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
 
         async def receive_wrapper() -> Message:
             nonlocal body_done
@@ -233,9 +230,9 @@ class TimeoutMiddleware:
 
         try:
             async with asyncio.timeout(self.seconds):
-                await self.app(scope, receive_wrapper, send_wrapper)
+                await self.app(scope, receive_wrapper, answer.send)
         except TimeoutError:
-            if started:
+            if answer.started:
                 return
             if not body_done:
                 await send_problem(send, RequestTimeout("The request body did not arrive in time"))

@@ -7,9 +7,6 @@ from fastapi import FastAPI
 from veche.common.app import Resources, service_app
 from veche.common.consumer import DurableConsumer
 from veche.common.livekit import LiveKitRooms
-from veche.common.membership import MembershipResolver
-from veche.common.rooms_client import RoomsClient
-from veche.common.roomstate import RoomState
 from veche.media_token.api import router
 from veche.media_token.consumers import livekit_sync_consumer
 from veche.media_token.context import MediaContext
@@ -27,24 +24,18 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
         # answers everything else (a token request while LiveKit is away is a 503 of its own),
         # and the LiveKit side catches up from the stream when they are back.
         redis = res.redis()
-        membership = MembershipResolver(
-            RoomState(redis, settings.participants_ttl_seconds), RoomsClient(settings)
-        )
-        res.on_close(membership.close)
+        membership = res.membership(redis)
         livekit: LiveKitRooms | None = None
-        rooms: RoomsClient | None = None
         if settings.livekit_enabled:
             livekit = LiveKitRooms(settings)
             res.on_close(livekit.close)
-            rooms = RoomsClient(settings)
-            res.on_close(rooms.close)
         nats = res.nats()
         consumer: DurableConsumer | None = None
-        if livekit is not None and rooms is not None:
-            consumer = res.worker(livekit_sync_consumer(nats, settings, livekit, rooms))
+        if livekit is not None:
+            consumer = res.worker(livekit_sync_consumer(nats, settings, livekit, membership.rooms))
         else:
             log.warning("LIVEKIT_URL is empty: video is off, LiveKit rooms are not managed")
-        service = MediaService(settings, redis, membership, livekit, rooms)
+        service = MediaService(settings, membership, livekit)
         return MediaContext(service, redis, nats, consumer)
 
     app = service_app(service="media-token", settings=settings, setup=setup, title="veche media-token")

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import jwt
-import redis.asyncio as aioredis
 from livekit import api as lk
 from prometheus_client import Counter
 
@@ -18,7 +17,6 @@ from veche.common.events import PublicParticipant
 from veche.common.livekit import LiveKitRooms, LiveKitUnavailable
 from veche.common.livekit_names import livekit_room_name
 from veche.common.membership import MembershipResolver
-from veche.common.rooms_client import RoomsClient
 from veche.media_token.schemas import MediaToken, TrackKind
 from veche.media_token.settings import MediaSettings
 
@@ -62,16 +60,12 @@ class MediaService:
     def __init__(
         self,
         settings: MediaSettings,
-        redis: aioredis.Redis,
         membership: MembershipResolver,
         livekit: LiveKitRooms | None,
-        rooms: RoomsClient | None = None,
     ) -> None:
         self.settings = settings
-        self.redis = redis
         self.membership = membership
         self.livekit = livekit
-        self.rooms = rooms
 
     async def _active_member(self, room_id: UUID, participant_id: UUID | None) -> PublicParticipant:
         member = (await self.membership.resolve(room_id, participant_id)).require_active()
@@ -98,12 +92,10 @@ class MediaService:
         restarts: the token request makes sure it is there (CreateRoom keeps an existing
         one). A room that ends in between is closed again by room.ended, and anyone who
         joins it meanwhile is removed on LiveKit's participant_joined webhook."""
-        max_participants = 0
-        if self.rooms is not None:
-            room = await self.rooms.room(room_id)  # RoomsUnavailable: 503
-            if room is not None and room.status == "ended":
-                raise RoomEnded(f"Room {room_id} has ended")
-            max_participants = room.max_participants if room is not None else 0
+        room = await self.membership.rooms.room(room_id)  # RoomsUnavailable: 503
+        if room is not None and room.status == "ended":
+            raise RoomEnded(f"Room {room_id} has ended")
+        max_participants = room.max_participants if room is not None else 0
         try:
             await livekit.create_room(
                 name,

@@ -233,6 +233,13 @@ class RoomsService:
             self.on_events()
         return JoinResult(member, created)
 
+    async def _closed_committed(self, room_id: UUID) -> None:
+        """After a committed change that closed memberships: the cached room view is dropped
+        again (a reader between the drop inside the transaction and the commit may have
+        cached the state from before), and the outbox relay is woken for the events."""
+        await self.cache.invalidate_room(room_id)
+        self.on_events()
+
     async def leave(self, room_id: UUID, participant_id: str) -> None:
         async with self.sessions() as session, session.begin():
             room = await repo.get_room(session, room_id, lock=True)
@@ -246,8 +253,7 @@ class RoomsService:
                 return
             await self._close(session, room, active, "left")
             await self.cache.drop_members(room_id, [participant_id], room.status)
-        await self.cache.invalidate_room(room_id)
-        self.on_events()
+        await self._closed_committed(room_id)
 
     async def _close(
         self, session: AsyncSession, room: Room, member: Membership, reason: LeaveReason
@@ -302,8 +308,7 @@ class RoomsService:
             closed = await self._end_locked(session, room, now)
             view = room_view(room, 0)
             await self.cache.drop_members(room_id, [m.participant_id for m in closed], "ended")
-        await self.cache.invalidate_room(room_id)
-        self.on_events()
+        await self._closed_committed(room_id)
         return view
 
     async def _end_locked(self, session: AsyncSession, room: Room, now) -> list[Membership]:  # type: ignore[no-untyped-def]
@@ -344,8 +349,7 @@ class RoomsService:
                 )
             await self._close(session, room, target, "kicked")
             await self.cache.drop_members(room_id, [target.participant_id], room.status)
-        await self.cache.invalidate_room(room_id)
-        self.on_events()
+        await self._closed_committed(room_id)
 
     # --- lookups for chat, media-token and the janitor -----------------------------------
 
@@ -383,8 +387,7 @@ class RoomsService:
                 return False
             await self._end_locked(session, room, now)
             await self.cache.drop_members(room_id, [], "ended")
-        await self.cache.invalidate_room(room_id)
-        self.on_events()
+        await self._closed_committed(room_id)
         return True
 
     async def time_out(self, room_id: UUID, public_id: UUID, idle_since_ms: int) -> bool:
@@ -407,8 +410,7 @@ class RoomsService:
                 return False
             await self._close(session, room, member, "timeout")
             await self.cache.drop_members(room_id, [member.participant_id], "active")
-        await self.cache.invalidate_room(room_id)
-        self.on_events()
+        await self._closed_committed(room_id)
         return True
 
     async def delete_ended_before(self, cutoff: datetime) -> int:
@@ -461,8 +463,7 @@ class RoomsService:
                 await self._close(session, room, member, "left")
                 await self.cache.drop_members(room.id, [member.participant_id], room.status)
         if left_the_call:
-            await self.cache.invalidate_room(room.id)
-            self.on_events()
+            await self._closed_committed(room.id)
         else:
             await self.cache.put_member(room.id, member.participant_id, view)
 
