@@ -17,7 +17,7 @@ import pytest
 if TYPE_CHECKING:
     import httpx
 
-    from tests.livekit_server import LiveKitServer
+    from tests.support.livekit_server import LiveKitServer
     from veche.local.infra import LocalInfra
     from veche.local.stack import Stack
 
@@ -161,7 +161,7 @@ def livekit_server() -> Iterator["LiveKitServer"]:
     """This run's real LiveKit server; its webhooks go to the e2e stack's gateway."""
     import tempfile
 
-    from tests.livekit_server import LiveKitServer
+    from tests.support.livekit_server import LiveKitServer
 
     server = LiveKitServer(
         run_dir=Path(tempfile.mkdtemp(prefix="veche-livekit-")),

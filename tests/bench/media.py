@@ -9,7 +9,7 @@ import time
 
 import httpx
 
-from tests.e2e.sfu import Member
+from tests.e2e.support.sfu import Member
 
 JOINS = int(os.environ.get("BENCH_MEDIA_JOINS", "10"))
 SUBSCRIBERS = int(os.environ.get("BENCH_MEDIA_SUBSCRIBERS", "6"))

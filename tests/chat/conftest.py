@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.chat.support import Room
-from tests.helpers import Served, app_client, serve  # noqa: F401 - Served is re-exported
+from tests.support import Served, app_client, serve  # noqa: F401 - Served is re-exported
 from veche.chat.main import create_app as create_chat_app
 from veche.chat.settings import ChatSettings
 from veche.rooms.main import create_app as create_rooms_app

@@ -12,7 +12,7 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from tests.helpers import hdr, new_pid
+from tests.support import hdr, new_pid
 
 MESSAGE_KEYS = {
     "id",

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.chat.support import Room, assert_message, assert_no_secret
-from tests.helpers import hdr, new_pid
+from tests.support import hdr, new_pid
 from veche.common import keys
 from veche.common.ids import uuid7
 

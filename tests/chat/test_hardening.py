@@ -4,7 +4,7 @@ neighbours safe (hardening pass)."""
 import pytest
 
 from tests.chat.support import Room
-from tests.helpers import GATEWAY_PEER, app_client, hdr
+from tests.support import GATEWAY_PEER, app_client, hdr
 from veche.common import keys
 
 LONE_SURROGATE = '{"content": "a\\ud800"}'

@@ -14,7 +14,7 @@ import websockets
 
 from tests.chat.conftest import Served
 from tests.chat.support import Room, chat_socket, raw_socket
-from tests.helpers import hdr
+from tests.support import hdr
 from veche.common import keys
 
 

@@ -1,6 +1,6 @@
 """The shared HTTP frame: problem+json shapes, body limit, readiness against real deps."""
 
-from tests.helpers import app_client
+from tests.support import app_client
 from veche.rooms.main import create_app
 from veche.rooms.settings import RoomsSettings
 

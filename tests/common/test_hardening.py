@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi import APIRouter
 
-from tests.helpers import app_client, hdr, new_pid, serve
+from tests.support import app_client, hdr, new_pid, serve
 from veche.common.internal import internal_headers
 from veche.common.settings import CommonSettings
 from veche.common.web import create_app as create_service_app

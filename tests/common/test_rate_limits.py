@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from tests.helpers import GATEWAY_PEER, app_client, hdr, new_pid
+from tests.support import GATEWAY_PEER, app_client, hdr, new_pid
 from veche.rooms.main import create_app
 from veche.rooms.settings import RoomsSettings
 

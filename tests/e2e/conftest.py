@@ -11,7 +11,7 @@ async def browser() -> AsyncIterator[object]:
     """One headless Chromium (Debian's) per module; every test opens its own contexts in it."""
     from playwright.async_api import async_playwright
 
-    from tests.e2e.browser import launch
+    from tests.e2e.support.browser import launch
 
     async with async_playwright() as playwright:
         chromium = await launch(playwright)

@@ -14,9 +14,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.helpers import hdr, new_pid
-
-from .browser import (
+from tests.e2e.support.browser import (
     CHROMIUM,
     PHONE,
     SCREENSHOTS,
@@ -28,6 +26,7 @@ from .browser import (
     pass_prejoin,
     send_chat,
 )
+from tests.support import hdr, new_pid
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 

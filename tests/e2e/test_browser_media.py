@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from .browser import CHROMIUM, TIMEOUT_MS, Tab, create_room, join_by_link, open_tab
+from tests.e2e.support.browser import CHROMIUM, TIMEOUT_MS, Tab, create_room, join_by_link, open_tab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.chat.support import Room, chat_socket
-from tests.helpers import hdr
+from tests.support import hdr
 from veche.local.stack import Process, free_port, healthy, uvicorn_cmd
 
 pytestmark = pytest.mark.e2e

@@ -17,7 +17,7 @@ from tests.chat.support import (
     chat_socket,
     raw_socket,
 )
-from tests.helpers import hdr, new_pid
+from tests.support import hdr, new_pid
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ import nats
 import pytest
 
 from tests.chat.support import Room, chat_socket
-from tests.helpers import hdr
+from tests.support import hdr
 from veche.common import keys
 from veche.common.events import RoomEvent, event_subject
 

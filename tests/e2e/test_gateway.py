@@ -5,7 +5,7 @@ import os
 import asyncpg
 import pytest
 
-from tests.helpers import hdr, new_pid
+from tests.support import hdr, new_pid
 from veche.common.settings import LiveKitSettings
 
 pytestmark = pytest.mark.e2e

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from tests.helpers import hdr, new_pid
+from tests.support import hdr, new_pid
 
 pytestmark = pytest.mark.e2e
 

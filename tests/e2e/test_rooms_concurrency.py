@@ -5,7 +5,7 @@ import asyncio
 import httpx
 import pytest
 
-from tests.helpers import hdr, new_pid
+from tests.support import hdr, new_pid
 
 pytestmark = pytest.mark.e2e
 

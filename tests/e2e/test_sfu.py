@@ -9,8 +9,8 @@ import pytest
 from livekit import api as lk
 from livekit import rtc
 
-from tests.e2e.sfu import Member, within
-from tests.helpers import eventually, hdr
+from tests.e2e.support.sfu import Member, within
+from tests.support import eventually, hdr
 from veche.common import keys
 
 pytestmark = pytest.mark.e2e

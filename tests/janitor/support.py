@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import hdr, new_pid
+from tests.support import hdr, new_pid
 from veche.common.settings import LiveKitSettings
 from veche.local.stack import Process, Stack, free_port, healthy
 

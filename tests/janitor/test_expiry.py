@@ -5,7 +5,6 @@ import asyncio
 import time
 from datetime import datetime
 
-from tests.helpers import EventReader, eventually, hdr, new_pid
 from tests.janitor.support import (
     ROOM_EMPTY_TTL_SECONDS,
     SWEEP_INTERVAL_SECONDS,
@@ -15,6 +14,7 @@ from tests.janitor.support import (
     room_keys,
     room_row,
 )
+from tests.support import EventReader, eventually, hdr, new_pid
 from veche.common.ratelimit import RateLimits, room_limit_key
 from veche.janitor.settings import JanitorSettings
 

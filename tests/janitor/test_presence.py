@@ -5,7 +5,6 @@ import asyncio
 import json
 from uuid import UUID
 
-from tests.helpers import EventReader, eventually, hdr
 from tests.janitor.support import (
     PRESENCE_TIMEOUT_SECONDS,
     create_room,
@@ -15,6 +14,7 @@ from tests.janitor.support import (
     member_row,
     room_row,
 )
+from tests.support import EventReader, eventually, hdr
 
 
 def _timed_out(jdb, public_id):

@@ -7,7 +7,6 @@ import signal
 import httpx
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from tests.helpers import EventReader, eventually, hdr
 from tests.janitor.support import (
     ROOM_EMPTY_TTL_SECONDS,
     consumer_state,
@@ -15,6 +14,7 @@ from tests.janitor.support import (
     room_keys,
     room_row,
 )
+from tests.support import EventReader, eventually, hdr
 
 SOLO = {"JANITOR_SWEEP_INTERVAL_SECONDS": "60"}  # tests of the consumer alone
 

@@ -3,8 +3,8 @@ memberships (and so with the stored IP addresses and user agents)."""
 
 from uuid import UUID
 
-from tests.helpers import eventually, hdr
 from tests.janitor.support import create_room, join, room_row
+from tests.support import eventually, hdr
 
 
 async def _memberships(jdb, room_id: str) -> int:

@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import app_client
-from tests.livekit_server import LiveKitServer
-from tests.media_token.livekit_double import RecordingLiveKitDouble
 from tests.media_token.support import Meeting
+from tests.support import app_client
+from tests.support.livekit_double import RecordingLiveKitDouble
+from tests.support.livekit_server import LiveKitServer
 from veche.common.internal import internal_headers
 from veche.common.settings import CommonSettings
 from veche.local.stack import ROOT, free_port, healthy, uvicorn_cmd

@@ -5,7 +5,7 @@ import httpx
 from livekit import api as lk
 from livekit.api.access_token import Claims
 
-from tests.helpers import hdr, new_pid
+from tests.support import hdr, new_pid
 from veche.common.settings import LiveKitSettings
 
 

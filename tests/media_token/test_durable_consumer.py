@@ -13,7 +13,7 @@ import pytest
 from nats.js.errors import NotFoundError
 from prometheus_client import REGISTRY
 
-from tests.helpers import eventually
+from tests.support import eventually
 from veche.common.clients import Nats, ensure_stream
 from veche.common.consumer import DurableConsumer, retry_delay
 from veche.common.events import RoomEvent

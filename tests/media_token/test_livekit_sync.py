@@ -9,9 +9,9 @@ import pytest
 from livekit import api as lk
 from prometheus_client import REGISTRY
 
-from tests.e2e.sfu import Member
-from tests.helpers import eventually
+from tests.e2e.support.sfu import Member
 from tests.media_token.support import Meeting
+from tests.support import eventually
 
 
 def failures(media) -> float:  # type: ignore[no-untyped-def]

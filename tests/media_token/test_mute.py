@@ -6,9 +6,9 @@ import uuid
 
 from livekit import api as lk
 
-from tests.e2e.sfu import Member
-from tests.helpers import eventually, hdr, new_pid
+from tests.e2e.support.sfu import Member
 from tests.media_token.support import assert_problem
+from tests.support import eventually, hdr, new_pid
 
 
 def mute_path(room_id: str, public_id: str) -> str:

@@ -10,8 +10,8 @@ import jwt
 import pytest
 from livekit import api as lk
 
-from tests.helpers import eventually, hdr, new_pid
 from tests.media_token.support import assert_problem, verified
+from tests.support import eventually, hdr, new_pid
 from veche.common import keys
 from veche.common.events import PublicParticipant
 from veche.common.roomstate import RoomState
@@ -160,7 +160,7 @@ async def test_token_with_a_malformed_participant_id_is_400(media, meeting):
 
 
 async def test_token_when_video_is_not_configured_is_503_unavailable(meeting, rooms_url):
-    from tests.helpers import app_client
+    from tests.support import app_client
     from veche.media_token.main import create_app
 
     app = create_app(MediaSettings(livekit_url="", rooms_internal_url=rooms_url))

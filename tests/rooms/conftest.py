@@ -6,7 +6,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import app_client, hdr, new_pid
+from tests.support import app_client, hdr, new_pid
 from veche.rooms.main import create_app
 from veche.rooms.settings import RoomsSettings
 

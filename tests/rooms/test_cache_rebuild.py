@@ -2,7 +2,7 @@
 
 import json
 
-from tests.helpers import hdr, new_pid
+from tests.support import hdr, new_pid
 from veche.common import keys
 from veche.common.internal import internal_headers
 from veche.common.membership import MembershipResolver

@@ -13,7 +13,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from tests.helpers import EventReader, app_client, eventually, hdr, new_pid
+from tests.support import EventReader, app_client, eventually, hdr, new_pid
 from veche.rooms.main import create_app
 from veche.rooms.settings import RoomsSettings
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.helpers import new_pid
+from tests.support import new_pid
 
 
 def assert_validation(response, field: str) -> None:

@@ -2,7 +2,7 @@
 
 import uuid
 
-from tests.helpers import hdr, new_pid
+from tests.support import hdr, new_pid
 
 ROOM_FIELDS = {
     "id",

@@ -1,7 +1,7 @@
 """The participant secret never reaches anyone but its owner; client_ip and user_agent are
 stored for moderation and never returned."""
 
-from tests.helpers import EventReader, hdr, new_pid
+from tests.support import EventReader, hdr, new_pid
 
 
 async def test_no_response_of_one_participant_contains_another_participants_secret(api):
@@ -70,7 +70,7 @@ async def test_client_ip_and_user_agent_are_stored_and_never_returned(api, db):
 async def test_the_address_the_gateway_saw_is_stored(rooms_app, db):
     import httpx
 
-    from tests.helpers import GATEWAY_PEER
+    from tests.support import GATEWAY_PEER
 
     transport = httpx.ASGITransport(app=rooms_app.app, client=GATEWAY_PEER)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as via_gateway:

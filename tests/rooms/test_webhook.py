@@ -7,7 +7,7 @@ from google.protobuf.json_format import MessageToJson
 from livekit import api as lk
 from livekit.protocol import models, webhook
 
-from tests.helpers import hdr
+from tests.support import hdr
 from veche.common.settings import LiveKitSettings
 
 KEY, SECRET = LiveKitSettings().livekit_api_key, LiveKitSettings().livekit_api_secret  # as the app uses

@@ -28,38 +28,55 @@ export function renderRoom(root, navigate, roomId) {
   return () => session.destroy();
 }
 
+/**
+ * What the page is doing. Each state owns its resources, and leaving a state releases them,
+ * so no flag has to be re-checked: an async step goes on only while the state it started in
+ * is still the current one.
+ *
+ *   loading ─► prejoin ─► meeting ─► leaving
+ *      ▲          │          │
+ *      └── over ◄─┴──────────┘      (any state) ─► closed, when the page goes away
+ *
+ * @typedef {{ name: 'loading' }
+ *   | { name: 'prejoin', preview: DevicePreview }
+ *   | { name: 'meeting', meeting: Meeting }
+ *   | { name: 'leaving' }
+ *   | { name: 'over', cleanup: (() => void) | null }
+ *   | { name: 'closed' }} SessionState
+ */
+
+/** Releases what a state holds as the session leaves it. */
+function release(state) {
+  if (state.name === 'prejoin') state.preview.stop();
+  else if (state.name === 'meeting') state.meeting.stop();
+  else if (state.name === 'over') state.cleanup?.();
+}
+
 class RoomSession {
   constructor(root, navigate, roomId) {
     this.root = root;
     this.navigate = navigate;
     this.roomId = String(roomId).toLowerCase();
+    /** The public room as last fetched. */
     this.room = null;
-    this.self = null;
-    this.preview = null;
-    this.socket = null;
-    this.chat = null;
-    this.people = null;
-    this.stage = null;
-    this.inMeeting = false;
-    this.finished = false;
-    this.screenCleanup = null;
-    this.rejoinedAt = 0;
-    this.pollTimer = null;
-    this.destroyed = false;
+    /** @type {SessionState} */
+    this.state = { name: 'loading' };
   }
 
-  // --- screens -----------------------------------------------------------------------------
-
-  clearScreen() {
-    this.screenCleanup?.();
-    this.screenCleanup = null;
+  /** Moves to `next`, releasing what the current state holds; false once the page is closed. */
+  moveTo(next) {
+    if (this.state.name === 'closed') return false;
+    release(this.state);
+    this.state = next;
+    return true;
   }
 
-  /** Leaves the meeting view for one of the final screens; nothing of the meeting keeps running. */
+  // --- final screens -----------------------------------------------------------------------
+
+  /** Leaves whatever the page was doing for one of the final screens. */
   finish(kind, extra = {}) {
-    this.teardown();
-    if (this.destroyed) return;
-    this.clearScreen();
+    const over = { name: 'over', cleanup: null };
+    if (!this.moveTo(over)) return;
     document.title = t('app.name');
     const retry = () => this.open();
     switch (kind) {
@@ -70,7 +87,7 @@ class RoomSession {
         showFull(this.root, this.navigate, { maxParticipants: this.room?.max_participants, onRetry: retry });
         break;
       case 'rate-limited':
-        this.screenCleanup = showRateLimited(this.root, this.navigate, { seconds: extra.seconds, onRetry: retry });
+        over.cleanup = showRateLimited(this.root, this.navigate, { seconds: extra.seconds, onRetry: retry });
         break;
       default:
         showError(this.root, this.navigate, { onRetry: retry });
@@ -94,26 +111,25 @@ class RoomSession {
   // --- step 1: the room --------------------------------------------------------------------
 
   async open() {
-    if (this.destroyed) return;
-    this.clearScreen();
-    this.finished = false;
+    const loadingState = { name: 'loading' };
+    if (!this.moveTo(loadingState)) return;
     if (!isUuid(this.roomId)) {
       this.finish('not-found');
       return;
     }
     mount(this.root, loading());
+    let room;
     try {
-      this.room = await api.getRoom(this.roomId);
+      room = await api.getRoom(this.roomId);
     } catch (error) {
+      if (this.state !== loadingState) return;
       if (!this.finishFor(error)) this.finish('error');
       return;
     }
-    if (this.finished || this.destroyed) return;
-    if (this.room.status === 'ended') {
-      this.finish('ended');
-      return;
-    }
-    this.showPrejoin();
+    if (this.state !== loadingState) return;
+    this.room = room;
+    if (room.status === 'ended') this.finish('ended');
+    else this.showPrejoin();
   }
 
   // --- step 2: pre-join --------------------------------------------------------------------
@@ -134,7 +150,8 @@ class RoomSession {
       deviceNote.textContent = p.error;
       deviceNote.hidden = !p.error;
     });
-    this.preview = preview;
+    const prejoin = { name: 'prejoin', preview };
+    if (!this.moveTo(prejoin)) return;
     const micButton = toggleButton({
       testid: 'prejoin-mic', iconOn: 'mic', iconOff: 'mic-off', text: t('media.mic'),
       labelOn: t('media.mic.on'), labelOff: t('media.mic.off'), onclick: () => preview.setMic(!preview.micOn),
@@ -178,8 +195,8 @@ class RoomSession {
       if (!form.reportValidity()) return;
       submit.disabled = true;
       submit.textContent = t('prejoin.busy');
-      const joined = await this.join(name.value, error);
-      if (!joined && !this.finished) {
+      await this.join(prejoin, name.value, error);
+      if (this.state === prejoin) {
         submit.disabled = false;
         submit.textContent = t('prejoin.submit');
       }
@@ -200,84 +217,123 @@ class RoomSession {
 
   // --- step 3: join ------------------------------------------------------------------------
 
-  /** POST join; true once in the meeting. Errors end on a screen or show inline in `errorLine`. */
-  async join(displayName, errorLine) {
+  /** POST join from the pre-join state; errors end on a screen or show inline in `errorLine`. */
+  async join(prejoin, displayName, errorLine) {
     let self;
     try {
       ({ self } = await api.joinRoom(this.roomId, displayName));
     } catch (error) {
-      if (this.finished) return false;
-      if (this.finishFor(error)) return false;
-      if (errorLine) {
-        const field = error instanceof ApiError ? error.errors.find((e) => e.field === 'display_name') : null;
-        errorLine.textContent = field?.message || (error instanceof ApiError ? error.describe() : t('error.network'));
-      }
-      return false;
+      if (this.state !== prejoin || this.finishFor(error)) return;
+      const field = error instanceof ApiError ? error.errors.find((e) => e.field === 'display_name') : null;
+      errorLine.textContent = field?.message || (error instanceof ApiError ? error.describe() : t('error.network'));
+      return;
     }
-    if (this.finished || this.destroyed) return false;
+    if (this.state !== prejoin) return;
     rememberName(displayName);
-    this.enter(self);
-    return true;
+    const meeting = new Meeting(this, self, {
+      wantMic: prejoin.preview.micOn,
+      wantCamera: prejoin.preview.camOn,
+    });
+    if (this.moveTo({ name: 'meeting', meeting })) meeting.start();
   }
 
-  // --- step 4: the meeting -----------------------------------------------------------------
+  // --- the way out -------------------------------------------------------------------------
 
-  enter(self) {
+  /** The Leave button: tells the server (for a few seconds at most) and goes home. */
+  async leave() {
+    if (!this.moveTo({ name: 'leaving' })) return;
+    await Promise.race([
+      api.leaveRoom(this.roomId).catch(() => {}),
+      new Promise((resolve) => setTimeout(resolve, LEAVE_TIMEOUT_MS)),
+    ]);
+    this.navigate('/');
+  }
+
+  /** Navigating away inside the app (Back, home link) is leaving the meeting. */
+  destroy() {
+    const wasInMeeting = this.state.name === 'meeting';
+    this.moveTo({ name: 'closed' });
+    if (wasInMeeting) api.leaveRoom(this.roomId).catch(() => {});
+  }
+}
+
+/**
+ * The meeting itself: the caller's membership, the participant list, the chat and its socket,
+ * the media stage. It lives exactly as long as the session's `meeting` state holds it.
+ */
+class Meeting {
+  constructor(session, self, { wantMic, wantCamera }) {
+    this.session = session;
+    this.roomId = session.roomId;
+    this.room = session.room;
     this.self = self;
-    const wantMic = this.preview?.micOn ?? false;
-    const wantCamera = this.preview?.camOn ?? false;
-    this.preview?.stop();
-    this.preview = null;
-    this.inMeeting = true;
-
+    /** When the membership was last renewed after a 4403 (a second 4403 soon after is a ban). */
+    this.rejoinedAt = 0;
+    this.pollTimer = null;
     this.people = new ParticipantList({
       self,
       maxParticipants: this.room.max_participants,
       onModerate: (person, kind) => this.moderate(person, kind),
     });
     this.people.upsert(publicView(self));
-    this.chat = new ChatPanel({ roomId: this.roomId, self, send: (frame) => this.socket?.send(frame) ?? false });
+    this.chat = new ChatPanel({ roomId: this.roomId, self, send: (frame) => this.socket.send(frame) });
     this.stage = new MediaStage({
       roomId: this.roomId,
       selfName: self.display_name,
       wantMic,
       wantCamera,
-      onActiveSpeakers: (ids) => this.people?.setSpeaking(ids),
+      onActiveSpeakers: (ids) => this.people.setSpeaking(ids),
     });
     this.socket = new ChatSocket({
       roomId: this.roomId,
-      lastSeenId: () => this.chat?.lastSeenId() ?? null,
-      onFrame: (frame) => this.onFrame(frame),
-      onStatus: (state) => this.chat?.setStatus(state),
-      onFinal: (code) => this.onSocketFinal(code),
+      lastSeenId: () => this.chat.lastSeenId(),
+      onFrame: (frame) => this.live && this.onFrame(frame),
+      onStatus: (state) => this.chat.setStatus(state),
+      onFinal: (code) => this.live && this.onSocketFinal(code),
     });
+  }
 
-    this.renderMeeting();
+  /** Whether this meeting is still what the page shows. */
+  get live() {
+    const state = this.session.state;
+    return state.name === 'meeting' && state.meeting === this;
+  }
+
+  start() {
+    this.render();
     this.refreshParticipants();
     this.socket.connect();
     this.stage.start();
     this.pollTimer = setInterval(() => this.pollWhileOffline(), OFFLINE_POLL_MS);
   }
 
+  /** Stops the socket, LiveKit and the camera. Does not tell the server anything. */
+  stop() {
+    clearInterval(this.pollTimer);
+    this.socket.close();
+    this.stage.stop();
+    this.chat.destroy();
+  }
+
   async pollWhileOffline() {
-    if (this.finished || !this.socket || this.socket.isReady) return;
+    if (!this.live || this.socket.isReady) return;
     try {
       const room = await api.getRoom(this.roomId);
-      if (this.finished) return;
+      if (!this.live) return;
       if (room.status === 'ended') {
-        this.finish('ended');
+        this.session.finish('ended');
         return;
       }
       const list = await api.listParticipants(this.roomId);
-      if (this.finished) return;
+      if (!this.live) return;
       this.people.setAll(list);
       if (!list.some((person) => person.id === this.self.id)) await this.checkMembership();
     } catch (error) {
-      if (!this.finished && error instanceof ApiError && error.code === 'room_not_found') this.finish('not-found');
+      if (this.live && error instanceof ApiError && error.code === 'room_not_found') this.session.finish('not-found');
     }
   }
 
-  renderMeeting() {
+  render() {
     const link = `${location.origin}/r/${this.roomId}`;
     const linkInput = h('input', {
       class: 'share-input', type: 'text', readonly: true, value: link, testid: 'room-link',
@@ -294,7 +350,7 @@ class RoomSession {
       h('span', { class: 'icon icon-leave', 'aria-hidden': 'true' }), h('span', {}, t('room.leave')));
     leave.addEventListener('click', () => {
       leave.disabled = true;
-      this.leave();
+      this.session.leave();
     });
     const end = isHost
       ? h('button', { type: 'button', class: 'btn btn-outline-danger', testid: 'end-button' },
@@ -304,16 +360,17 @@ class RoomSession {
       end.disabled = true;
       try {
         await api.endRoom(this.roomId);
-        this.finish('ended');
+        if (this.live) this.session.finish('ended');
       } catch (error) {
         end.disabled = false;
-        if (error instanceof ApiError && error.code === 'room_ended') this.finish('ended');
+        if (!this.live) return;
+        if (error instanceof ApiError && error.code === 'room_ended') this.session.finish('ended');
         else toast(error instanceof ApiError ? error.describe() : t('error.network'), 'error');
       }
     });
 
     mount(
-      this.root,
+      this.session.root,
       h('div', { class: 'room', testid: 'room' },
         h('header', { class: 'room-header' },
           h('div', { class: 'room-heading' },
@@ -347,15 +404,14 @@ class RoomSession {
   async refreshParticipants() {
     try {
       const list = await api.listParticipants(this.roomId);
-      if (this.people && !this.finished) this.people.setAll(list);
+      if (this.live) this.people.setAll(list);
     } catch (error) {
       // A failed refresh is repaired by the next one; only a vanished room ends the visit.
-      if (!this.finished && error instanceof ApiError && error.code === 'room_not_found') this.finish('not-found');
+      if (this.live && error instanceof ApiError && error.code === 'room_not_found') this.session.finish('not-found');
     }
   }
 
   onFrame(frame) {
-    if (this.finished) return;
     switch (frame.type) {
       case 'ready':
         this.refreshParticipants();
@@ -368,7 +424,7 @@ class RoomSession {
         this.people.remove(frame.participant?.id);
         break;
       case 'room.ended':
-        this.finish('ended');
+        this.session.finish('ended');
         break;
       default:
         this.chat.handleFrame(frame);
@@ -376,9 +432,8 @@ class RoomSession {
   }
 
   async onSocketFinal(code) {
-    if (this.finished) return;
-    if (code === CLOSE_ROOM_ENDED) this.finish('ended');
-    else if (code === CLOSE_NOT_FOUND) this.finish('not-found');
+    if (code === CLOSE_ROOM_ENDED) this.session.finish('ended');
+    else if (code === CLOSE_NOT_FOUND) this.session.finish('not-found');
     else if (code === CLOSE_FORBIDDEN) await this.checkMembership();
   }
 
@@ -389,12 +444,12 @@ class RoomSession {
   async checkMembership() {
     const recentlyRejoined = Date.now() - this.rejoinedAt < 30000;
     if (recentlyRejoined) {
-      this.finish('kicked');
+      this.session.finish('kicked');
       return;
     }
     try {
       const { self } = await api.joinRoom(this.roomId, this.self.display_name);
-      if (this.finished) return;
+      if (!this.live) return;
       this.rejoinedAt = Date.now();
       this.self = self;
       this.people.setSelf(self);
@@ -402,8 +457,7 @@ class RoomSession {
       this.chat.setSelf(self);
       if (!this.socket.isReady) this.socket.connect();
     } catch (error) {
-      if (this.finished) return;
-      if (!this.finishFor(error)) this.finish('kicked');
+      if (this.live && !this.session.finishFor(error)) this.session.finish('kicked');
     }
   }
 
@@ -411,49 +465,17 @@ class RoomSession {
     try {
       if (kind === 'kick') {
         await api.kick(this.roomId, person.id);
+        if (!this.live) return;
         this.people.remove(person.id);
         toast(t('room.kicked.ok', { name: person.display_name }));
       } else {
         await api.mute(this.roomId, person.id, kind);
-        toast(t('room.muted.ok'));
+        if (this.live) toast(t('room.muted.ok'));
       }
     } catch (error) {
-      if (error instanceof ApiError && error.code === 'room_ended') this.finish('ended');
+      if (!this.live) return;
+      if (error instanceof ApiError && error.code === 'room_ended') this.session.finish('ended');
       else toast(error instanceof ApiError ? error.describe() : t('error.network'), 'error');
     }
-  }
-
-  async leave() {
-    this.finished = true;
-    this.teardown();
-    await Promise.race([
-      api.leaveRoom(this.roomId).catch(() => {}),
-      new Promise((resolve) => setTimeout(resolve, LEAVE_TIMEOUT_MS)),
-    ]);
-    this.navigate('/');
-  }
-
-  /** Stops the socket, LiveKit and the camera. Does not tell the server anything. */
-  teardown() {
-    this.finished = true;
-    clearInterval(this.pollTimer);
-    this.pollTimer = null;
-    this.preview?.stop();
-    this.preview = null;
-    this.socket?.close();
-    this.socket = null;
-    this.stage?.stop();
-    this.stage = null;
-    this.chat?.destroy();
-    this.inMeeting = false;
-  }
-
-  /** Navigating away inside the app (Back, home link) is leaving the meeting. */
-  destroy() {
-    this.destroyed = true;
-    const wasInMeeting = this.inMeeting;
-    this.clearScreen();
-    this.teardown();
-    if (wasInMeeting) api.leaveRoom(this.roomId).catch(() => {});
   }
 }

@@ -48,6 +48,12 @@ def chat_bytes(room_id: UUID | str) -> str:
     return f"chat:room:{{{room_id}}}:bytes"
 
 
+def janitor_claim(kind: str, item: UUID | str) -> str:
+    """String: which janitor replica works on this item of a sweep (a token, with a TTL). All
+    claims share one hash tag, so one script can release a batch of them in Redis Cluster."""
+    return f"janitor:{{claims}}:{kind}:{item}"
+
+
 def room_key_names(room_id: UUID | str) -> list[str]:
     """Every key a room has: cleanup deletes them by name, with no SCAN of the keyspace."""
     return [

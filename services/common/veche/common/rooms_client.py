@@ -41,6 +41,16 @@ class MembershipAnswer(BaseModel):
     member: PublicParticipant | None
 
 
+class SweepMember(BaseModel):
+    """A time-out candidate as rooms lists it: an active member with no LiveKit connection."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    public_id: UUID
+    room_id: UUID
+    joined_at: datetime
+
+
 class RoomsClient:
     def __init__(self, settings: CommonSettings, timeout: float | None = None) -> None:
         self.http = httpx.AsyncClient(
@@ -95,6 +105,22 @@ class RoomsClient:
         if response.status_code != 200:
             raise RoomsUnavailable(f"rooms answered {response.status_code} for room {room_id}")
         return MembershipAnswer.model_validate_json(response.content)
+
+    async def due_rooms(self, limit: int) -> list[UUID]:
+        """Active rooms past their empty-room expiry, the longest overdue first."""
+        body = await self._json("GET", "/internal/v1/sweeps/due-rooms", params={"limit": limit})
+        return [UUID(room_id) for room_id in body["rooms"]]
+
+    async def unconnected_members(
+        self, joined_before: datetime, after: tuple[datetime, UUID] | None, limit: int
+    ) -> list[SweepMember]:
+        """A page of active members with no LiveKit connection who joined before
+        joined_before, in (joined_at, public_id) order after `after`."""
+        params: dict[str, str | int] = {"joined_before": joined_before.isoformat(), "limit": limit}
+        if after is not None:
+            params |= {"after_joined": after[0].isoformat(), "after_id": str(after[1])}
+        body = await self._json("GET", "/internal/v1/sweeps/unconnected-members", params=params)
+        return [SweepMember.model_validate(member) for member in body["members"]]
 
     async def expire(self, room_id: UUID) -> bool:
         return bool((await self._json("POST", f"/internal/v1/rooms/{room_id}/expire", json={}))["ended"])

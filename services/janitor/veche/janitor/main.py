@@ -26,11 +26,10 @@ def create_app(settings: JanitorSettings | None = None) -> FastAPI:
     settings = settings or JanitorSettings()
 
     async def setup(app: FastAPI, res: Resources) -> JanitorContext:
-        engine = res.postgres()
         redis = res.redis()
         # The janitor may start before rooms: the stream must exist to bind the consumer.
         nats = res.nats(ready=True)
-        janitor = res.worker(Janitor(engine, redis, nats, settings))
+        janitor = res.worker(Janitor(redis, nats, settings))
 
         async def consumer() -> None:
             await janitor.consumer_info()

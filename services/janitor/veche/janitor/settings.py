@@ -2,10 +2,10 @@
 
 from pydantic import model_validator
 
-from veche.common.settings import PostgresSettings, PresenceSettings, RetentionSettings
+from veche.common.settings import PresenceSettings, RetentionSettings
 
 
-class JanitorSettings(PostgresSettings, PresenceSettings, RetentionSettings):
+class JanitorSettings(PresenceSettings, RetentionSettings):
     service_name: str = "janitor"
     # Where the janitor serves /healthz, /readyz and /metrics.
     janitor_host: str = "127.0.0.1"
@@ -14,7 +14,7 @@ class JanitorSettings(PostgresSettings, PresenceSettings, RetentionSettings):
     # How often each sweep (expiry, vanished members, retention) runs.
     janitor_sweep_interval_seconds: float = 10.0
 
-    # How many candidate rows one query of a sweep reads.
+    # How many candidates a sweep asks rooms for at a time.
     janitor_sweep_batch: int = 200
     # How many calls to rooms a sweep makes at once.
     janitor_sweep_concurrency: int = 8

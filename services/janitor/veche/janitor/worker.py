@@ -7,7 +7,6 @@ import logging
 
 import redis.asyncio as aioredis
 from nats.js.api import ConsumerInfo
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from veche.common.clients import Nats
 from veche.common.consumer import DurableConsumer
@@ -23,10 +22,7 @@ log = logging.getLogger("veche.janitor")
 
 
 class Janitor:
-    def __init__(
-        self, engine: AsyncEngine, redis: aioredis.Redis, nats: Nats, settings: JanitorSettings
-    ) -> None:
-        self.engine = engine
+    def __init__(self, redis: aioredis.Redis, nats: Nats, settings: JanitorSettings) -> None:
         self.redis = redis
         self.settings = settings
         self.rooms = RoomsClient(settings, timeout=settings.request_timeout_seconds)
@@ -88,9 +84,9 @@ class Janitor:
     async def sweep(self) -> dict[str, int]:
         """One pass of every sweep; a failing one is logged and the others still run."""
         steps = {
-            "timeout": lambda: sweeps.time_out_vanished(self.engine, self.redis, self.rooms, self.settings),
-            "expire": lambda: sweeps.expire_empty_rooms(self.engine, self.rooms, self.settings),
-            "retention": lambda: sweeps.delete_old_rooms(self.engine, self.rooms, self.settings),
+            "timeout": lambda: sweeps.time_out_vanished(self.redis, self.rooms, self.settings),
+            "expire": lambda: sweeps.expire_empty_rooms(self.redis, self.rooms, self.settings),
+            "retention": lambda: sweeps.delete_old_rooms(self.rooms, self.settings),
         }
         done: dict[str, int] = {}
         with SWEEP_SECONDS.time():

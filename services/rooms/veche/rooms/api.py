@@ -1,9 +1,10 @@
 """HTTP routes of the rooms context: parse, call the service, shape the answer."""
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from livekit import api as livekit_api
 
 from veche.common.app import context
@@ -16,6 +17,7 @@ from veche.rooms.context import RoomsContext
 from veche.rooms.schemas import (
     CreatedRoom,
     CreateRoom,
+    DueRooms,
     JoinRoom,
     MembershipCheck,
     ParticipantList,
@@ -23,6 +25,8 @@ from veche.rooms.schemas import (
     RoomView,
     SelfView,
     TimeoutRequest,
+    UnconnectedMember,
+    UnconnectedMembers,
 )
 from veche.rooms.service import Caller, RoomsService, self_view
 
@@ -234,6 +238,35 @@ async def time_out_participant(
 async def retention(body: RetentionRequest, service: Service) -> dict[str, int]:
     """Asked by the janitor: deletes rooms ended before `ended_before`."""
     return {"deleted": await service.delete_ended_before(body.ended_before)}
+
+
+# The janitor's candidate lists. rooms answers them from its own tables (no other service
+# reads those); each candidate is re-checked under the room lock when the janitor acts on it.
+SweepLimit = Annotated[int, Query(ge=1, le=1000)]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NIL = UUID(int=0)
+
+
+@internal.get("/sweeps/due-rooms", response_model=DueRooms)
+async def due_rooms(service: Service, limit: SweepLimit = 200) -> DueRooms:
+    """Active rooms past their empty-room expiry, the longest overdue first."""
+    return DueRooms(rooms=await service.due_rooms(limit))
+
+
+@internal.get("/sweeps/unconnected-members", response_model=UnconnectedMembers)
+async def unconnected_members(
+    service: Service,
+    joined_before: datetime,
+    after_joined: datetime = _EPOCH,
+    after_id: UUID = _NIL,
+    limit: SweepLimit = 200,
+) -> UnconnectedMembers:
+    """Active members of active rooms with no LiveKit connection who joined before
+    `joined_before`; pages follow (joined_at, public_id) after (after_joined, after_id)."""
+    page = await service.unconnected_members(joined_before, (after_joined, after_id), limit)
+    return UnconnectedMembers(
+        members=[UnconnectedMember(public_id=m.id, room_id=m.room_id, joined_at=m.joined_at) for m in page]
+    )
 
 
 def webhook_receiver(key: str, secret: str) -> livekit_api.WebhookReceiver:

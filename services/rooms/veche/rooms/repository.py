@@ -3,7 +3,7 @@
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from veche.common.events import RoomEvent, event_subject
@@ -118,6 +118,49 @@ async def unpublished_events(session: AsyncSession, batch: int) -> list[OutboxEv
     return list((await session.execute(query)).scalars())
 
 
-async def delete_rooms_ended_before(session: AsyncSession, cutoff: datetime) -> int:
+# --- the janitor's candidates: rooms answers them, so its tables stay its own ----------------
+
+
+async def due_rooms(session: AsyncSession, now: datetime, limit: int) -> list[UUID]:
+    """Active rooms whose empty-room expiry has passed, the longest overdue first."""
+    query = (
+        select(Room.id)
+        .where(Room.status == "active", Room.expires_at <= now)
+        .order_by(Room.expires_at)
+        .limit(limit)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def unconnected_members(
+    session: AsyncSession, joined_before: datetime, after: tuple[datetime, UUID], limit: int
+) -> list[Membership]:
+    """A page, in (joined_at, id) order after `after`, of the active members of active rooms
+    who joined before `joined_before` and hold no LiveKit connection."""
+    query = (
+        select(Membership)
+        .join(Room, Room.id == Membership.room_id)
+        .where(
+            Membership.left_at.is_(None),
+            Membership.livekit_sid.is_(None),
+            Room.status == "active",
+            Membership.joined_at < joined_before,
+            tuple_(Membership.joined_at, Membership.id) > tuple_(literal(after[0]), literal(after[1])),
+        )
+        .order_by(Membership.joined_at, Membership.id)
+        .limit(limit)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+# Key of the transaction-level advisory lock that lets one retention pass run at a time.
+_RETENTION_LOCK = 0x52455445
+
+
+async def delete_rooms_ended_before(session: AsyncSession, cutoff: datetime) -> int | None:
+    """Deletes the rooms ended before cutoff (memberships cascade); None when another
+    retention pass holds the lock (it would only wait on the same rows)."""
+    if not (await session.execute(select(func.pg_try_advisory_xact_lock(_RETENTION_LOCK)))).scalar_one():
+        return None
     query = delete(Room).where(Room.status == "ended", Room.ended_at < cutoff).returning(Room.id)
     return len((await session.execute(query)).scalars().all())

@@ -82,3 +82,24 @@ class RetentionRequest(BaseModel):
     """Internal: delete the rooms that ended before this."""
 
     ended_before: datetime
+
+
+class DueRooms(BaseModel):
+    """Internal: the rooms past their empty-room expiry, for the janitor to have ended."""
+
+    rooms: list[UUID]
+
+
+class UnconnectedMember(BaseModel):
+    """Internal: an active member with no LiveKit connection, a time-out candidate."""
+
+    public_id: UUID
+    room_id: UUID
+    # Full precision (not the API's milliseconds): it is the next page's cursor.
+    joined_at: datetime
+
+
+class UnconnectedMembers(BaseModel):
+    """Internal: one page of time-out candidates, in (joined_at, public_id) order."""
+
+    members: list[UnconnectedMember]

@@ -419,7 +419,21 @@ class RoomsService:
         whatever the cutoff asked for."""
         cutoff = min(cutoff, utcnow() - timedelta(days=self.settings.room_retention_days))
         async with self.sessions() as session, session.begin():
-            return await repo.delete_rooms_ended_before(session, cutoff)
+            deleted = await repo.delete_rooms_ended_before(session, cutoff)
+        return deleted or 0
+
+    async def due_rooms(self, limit: int) -> list[UUID]:
+        """The rooms `expire` would end now (a candidate list: expire re-checks each)."""
+        async with self.sessions() as session:
+            return await repo.due_rooms(session, utcnow(), limit)
+
+    async def unconnected_members(
+        self, joined_before: datetime, after: tuple[datetime, UUID], limit: int
+    ) -> list[Membership]:
+        """Candidates for `time_out`: active members with no LiveKit connection who joined
+        before joined_before, a page after `after` in (joined_at, id) order."""
+        async with self.sessions() as session:
+            return await repo.unconnected_members(session, joined_before, after, limit)
 
     # --- LiveKit webhooks ----------------------------------------------------------------
 

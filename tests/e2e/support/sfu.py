@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from livekit import rtc
 
-from tests.helpers import hdr, new_pid
+from tests.support import hdr, new_pid
 
 WIDTH, HEIGHT, FPS = 160, 120, 30
 
