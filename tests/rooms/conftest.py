@@ -73,3 +73,13 @@ async def db():
     conn = await asyncpg.connect(os.environ["DATABASE_URL"].replace("postgresql+asyncpg", "postgresql"))
     yield conn
     await conn.close()
+
+
+@pytest.fixture
+def own_database(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """A database of this test's own: no other relay of the run may publish its outbox."""
+    from tests.conftest import RUN_ID, create_migrated_database, drop_database
+
+    name = f"veche_test_{RUN_ID}_{request.node.name[:20].lower()}"
+    yield create_migrated_database(name)
+    drop_database(name)

@@ -143,16 +143,6 @@ async def _read_all(url: str, stream_subject: str, expected: int) -> list[dict]:
         await nc.close()
 
 
-@pytest.fixture
-def own_database():
-    """A database of this test's own: no other relay of the run may publish its outbox."""
-    from tests.conftest import RUN_ID, create_migrated_database, drop_database
-
-    name = f"veche_test_{RUN_ID}_outage"
-    yield create_migrated_database(name)
-    drop_database(name)
-
-
 async def test_events_emitted_while_nats_is_down_arrive_once_after_it_returns(own_nats, own_database):
     settings = RoomsSettings(nats_url=own_nats.url, database_url=own_database, outbox_poll_seconds=0.2)
     async with app_client(create_app(settings)) as client:

@@ -18,11 +18,12 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
     settings = settings or RoomsSettings()
 
     async def setup(app: FastAPI, res: Resources) -> RoomsContext:
-        sessions = async_sessionmaker(res.postgres(), expire_on_commit=False)
+        engine = res.postgres()
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
         redis = res.redis()
         # NATS is no readiness dependency of rooms: the outbox holds events while it is down.
         nats = res.nats()
-        relay = res.worker(OutboxRelay(sessions, nats, settings))
+        relay = res.worker(OutboxRelay(engine, nats, settings))
         service = RoomsService(
             sessions, RoomCache(redis, settings.participants_ttl_seconds), settings, relay.wake
         )
