@@ -29,9 +29,11 @@ $(VENV)/.installed: $(UV) uv.lock pyproject.toml $(wildcard services/*/pyproject
 	if [ -f web/package-lock.json ]; then cd web && npm ci --no-audit --no-fund --loglevel=error; fi
 	touch $@
 
+# REPLICAS=N: N processes each of rooms, chat and media-token (default 1).
 run: install
 	$(PY) -m veche.local.run
 
+# REPLICAS=N runs the e2e stack with N replicas of rooms, chat and media-token.
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -66,6 +66,8 @@ from veche.local.stack import free_port  # noqa: E402
 
 LIVEKIT_PORT = free_port()
 GATEWAY_PORT = free_port()
+# `make test REPLICAS=2`: the e2e stack runs that many replicas of rooms, chat and media-token.
+REPLICAS = int(os.environ.get("REPLICAS", "1"))
 _db_parts = urlsplit(_db_base)
 DATABASE_URL = _db_parts._replace(path=f"/veche_test_{RUN_ID}").geturl()
 ADMIN_DATABASE_URL = _db_parts._replace(path="/postgres").geturl()
@@ -188,11 +190,20 @@ def stack(livekit_server: "LiveKitServer") -> Iterator["Stack"]:
         "GATEWAY_RATE_BURST": "2000",
         "LOG_LEVEL": "INFO",
     }
+    # REPLICAS=N (`make test REPLICAS=2`) runs N of rooms, chat and media-token; chat has at
+    # least two, for the tests of its cross-replica fan-out.
+    count = {"rooms": REPLICAS, "chat": max(REPLICAS, 2), "media-token": REPLICAS}
     running = Stack(
-        run_dir=run_dir, env=env, gateway_port=GATEWAY_PORT, ports=ports, extra_chat_ports=[free_port()]
+        run_dir=run_dir,
+        env=env,
+        gateway_port=GATEWAY_PORT,
+        ports=ports,
+        replicas=count,
+        replica_ports={name: [free_port() for _ in range(n - 1)] for name, n in count.items()},
     )
     try:
         running.start(timeout=90)
+        running.start_supervisor(say=lambda line: print(f"[stack] {line}", flush=True))
     except Exception:
         running.stop()
         for log in sorted(run_dir.glob("*.log")):

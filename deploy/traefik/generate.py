@@ -74,6 +74,12 @@ def ingressroute(cfg: GatewayConfig) -> str:
         {
             "apiVersion": "traefik.io/v1alpha1",
             "kind": "Middleware",
+            "metadata": {"name": "retry-elsewhere"},
+            "spec": dynamic["middlewares"]["retry-elsewhere"],
+        },
+        {
+            "apiVersion": "traefik.io/v1alpha1",
+            "kind": "Middleware",
             "metadata": {"name": "strip-health-prefix"},
             "spec": {"stripPrefixRegex": {"regex": ["^/_/[^/]+"]}},
         },

@@ -19,7 +19,7 @@ def replica(port: int) -> str:
 
 
 async def test_a_message_posted_to_one_replica_reaches_sockets_on_every_replica(stack, gw):
-    first, second = replica(stack.ports["chat"]), replica(stack.extra_chat_ports[0])
+    first, second = stack.service_urls("chat")[:2]
     room = await Room.create(gw)
     anna = await room.join("Anna")
     async with (

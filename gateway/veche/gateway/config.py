@@ -61,6 +61,9 @@ def dynamic_config(cfg: GatewayConfig) -> dict[str, object]:
         "per-address-limit": {
             "rateLimit": {"average": cfg.rate_average, "burst": cfg.rate_burst, "period": "1s"}
         },
+        # A request that cannot even connect (a replica just died, before the health check
+        # drops it) goes to the next replica: it never reached the first, so resending is safe.
+        "retry-elsewhere": {"retry": {"attempts": 3, "initialInterval": "50ms"}},
     }
     services: dict[str, object] = {}
     for name in SERVICES:
@@ -68,9 +71,13 @@ def dynamic_config(cfg: GatewayConfig) -> dict[str, object]:
             "loadBalancer": {
                 "servers": [{"url": url} for url in cfg.upstreams[name]],
                 "passHostHeader": True,
+                # A replica that stops answering its liveness probe leaves the rotation within
+                # about two seconds, and comes back once it answers again. (Liveness, not
+                # readiness: an outage of a shared dependency must not empty every pool.)
+                "healthCheck": {"path": "/healthz", "interval": "1s", "timeout": "1s"},
             }
         }
-    api_mw = ["per-address-limit"]
+    api_mw = ["per-address-limit", "retry-elsewhere"]
     routers["chat"] = {
         "rule": "PathRegexp(`^/api/v1/rooms/[^/]+/chat(/|$)`) || PathPrefix(`/ws/chat/`)",
         "service": "chat",

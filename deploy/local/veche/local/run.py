@@ -1,4 +1,7 @@
-"""`make run`: the whole stack in the foreground; Ctrl-C stops everything it started."""
+"""`make run`: the whole stack in the foreground; Ctrl-C stops everything it started.
+
+REPLICAS=N (environment, default 1) runs N processes each of rooms, chat and media-token
+behind the gateway's load balancer. A process that dies is restarted (supervise)."""
 
 import os
 import signal
@@ -6,7 +9,7 @@ import sys
 import threading
 
 from veche.local.infra import LocalInfra, ensure_database, is_local_livekit, migrate
-from veche.local.stack import ROOT, Stack, healthy, port_open
+from veche.local.stack import ROOT, SCALED, Stack, healthy, port_open
 from veche.rooms.settings import RoomsSettings
 
 
@@ -25,7 +28,16 @@ def main() -> int:
         return 1
     run_dir = ROOT / ".run"
     infra = LocalInfra(run_dir)
-    stack = Stack(run_dir=run_dir / "logs", env={}, gateway_port=gateway_port)
+    replicas = int(os.environ.get("REPLICAS", "1"))
+    if replicas < 1:
+        print("REPLICAS must be 1 or more.")
+        return 1
+    stack = Stack(
+        run_dir=run_dir / "logs",
+        env={},
+        gateway_port=gateway_port,
+        replicas={name: replicas for name in SCALED},
+    )
     stopping = threading.Event()
     # Installed explicitly: a shell that starts us in the background may have SIGINT ignored.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -44,12 +56,15 @@ def main() -> int:
         ensure_database(settings.database_url)
         migrate(settings.database_url)
         stack.start()
-        print(f"\nveche is up: {url}\n  logs in {stack.run_dir}\n  Ctrl-C stops it.\n", flush=True)
-        while not stopping.wait(1):
-            for proc in stack.processes:
-                if proc.popen is not None and proc.popen.poll() is not None:
-                    print(f"{proc.name} exited (code {proc.popen.returncode}); see its log.")
-                    stopping.set()
+        print(
+            f"\nveche is up: {url}\n"
+            f"  {replicas} replica(s) each of {', '.join(SCALED)}; a process that dies is restarted"
+            " (after 0.5 s, doubling per crash up to 30 s)\n"
+            f"  logs in {stack.run_dir}\n  Ctrl-C stops it.\n",
+            flush=True,
+        )
+        while not stopping.wait(0.25):
+            stack.supervise(lambda line: print(line, flush=True))
     except KeyboardInterrupt:
         pass
     finally:

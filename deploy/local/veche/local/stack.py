@@ -1,5 +1,8 @@
 """Starts the veche processes (four services, the web client and the Traefik gateway) on one
-host, for `make run` and for the e2e tests. No Docker needed."""
+host, for `make run` and for the e2e tests, and keeps them running. No Docker needed.
+
+rooms, chat and media-token may run as several replicas each (`replicas`), behind Traefik's
+load balancer; the supervisor restarts a process that dies, with a growing delay."""
 
 import contextlib
 import os
@@ -8,9 +11,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +69,13 @@ def uvicorn_cmd(app: str, port: int) -> list[str]:
     ]
 
 
+# The services that may run as several replicas.
+SCALED = ("rooms", "chat", "media-token")
+# A process that stays up this long counts as recovered: its restart delay starts over.
+STABLE_SECONDS = 60.0
+MAX_RESTART_DELAY = 30.0
+
+
 @dataclass
 class Process:
     name: str
@@ -71,6 +83,11 @@ class Process:
     port: int | None
     env: dict[str, str]
     popen: subprocess.Popen[bytes] | None = None
+    # Set when the stack stops the process on purpose: the supervisor leaves it alone.
+    stopped: bool = False
+    started_at: float = 0.0
+    restarts: int = 0
+    restart_at: float | None = None
 
 
 @dataclass
@@ -87,48 +104,53 @@ class Stack:
             "web": 8005,
         }
     )
-    extra_chat_ports: list[int] = field(default_factory=list)
+    # How many processes of each service in SCALED (1 when not named).
+    replicas: dict[str, int] = field(default_factory=dict)
+    # The ports of the replicas after the first, per service; base port + 10 × i when not given.
+    replica_ports: dict[str, list[int]] = field(default_factory=dict)
     # Which of the services to start (the gateway always starts); all by default.
     only: set[str] | None = None
     log_to_files: bool = True
     processes: list[Process] = field(default_factory=list)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _supervisor: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
 
+    def service_ports(self, name: str) -> list[int]:
+        """Every port the service listens on, one per replica, the first one's first."""
+        count = self.replicas.get(name, 1) if name in SCALED else 1
+        extra = list(self.replica_ports.get(name, []))
+        extra += [self.ports[name] + 10 * i for i in range(len(extra) + 1, count)]
+        return [self.ports[name], *extra[: count - 1]]
+
+    def service_urls(self, name: str) -> list[str]:
+        return [f"http://127.0.0.1:{port}" for port in self.service_ports(name)]
+
     def _spec(self) -> list[Process]:
         env = {**os.environ, **self.env}
-        env.setdefault("ROOMS_INTERNAL_URL", f"http://127.0.0.1:{self.ports['rooms']}")
-        env["ROOMS_INTERNAL_URL"] = f"http://127.0.0.1:{self.ports['rooms']}"
+        env["ROOMS_INTERNAL_URL"] = ",".join(self.service_urls("rooms"))
         env.setdefault("CORS_ORIGINS", f'["{self.url}"]')
-        specs = [
-            Process(
-                "rooms",
-                uvicorn_cmd("veche.rooms.main:create_app", self.ports["rooms"]),
-                self.ports["rooms"],
-                env,
-            ),
-            Process(
-                "chat", uvicorn_cmd("veche.chat.main:create_app", self.ports["chat"]), self.ports["chat"], env
-            ),
-        ]
-        for i, port in enumerate(self.extra_chat_ports, start=2):
-            specs.append(Process(f"chat{i}", uvicorn_cmd("veche.chat.main:create_app", port), port, env))
-        specs += [
-            Process(
-                "media-token",
-                uvicorn_cmd("veche.media_token.main:create_app", self.ports["media-token"]),
-                self.ports["media-token"],
-                env,
-            ),
+        apps = {
+            "rooms": "veche.rooms.main:create_app",
+            "chat": "veche.chat.main:create_app",
+            "media-token": "veche.media_token.main:create_app",
+        }
+        specs = []
+        for service, app in apps.items():
+            for i, port in enumerate(self.service_ports(service), start=1):
+                name = service if i == 1 else f"{service}{i}"
+                specs.append(Process(name, uvicorn_cmd(app, port), port, env))
+        specs.append(
             Process(
                 "janitor",
                 [sys.executable, "-m", "veche.janitor.main"],
                 self.ports["janitor"],
                 {**env, "JANITOR_PORT": str(self.ports["janitor"])},
-            ),
-        ]
+            )
+        )
         if (ROOT / "web" / "server.py").exists():
             specs.append(
                 Process(
@@ -141,8 +163,7 @@ class Stack:
         if self.only is not None:
             specs = [p for p in specs if p.name.rstrip("0123456789") in self.only]
         cfg = GatewayConfig(port=self.gateway_port)
-        cfg.upstreams = {name: [f"http://127.0.0.1:{port}"] for name, port in self.ports.items()}
-        cfg.upstreams["chat"] += [f"http://127.0.0.1:{p}" for p in self.extra_chat_ports]
+        cfg.upstreams = {name: self.service_urls(name) for name in self.ports}
         cfg.trusted_proxies = [p.strip() for p in env.get("TRUSTED_PROXIES", "").split(",") if p.strip()]
         cfg.rate_average = int(env.get("GATEWAY_RATE_AVERAGE", cfg.rate_average))
         cfg.rate_burst = int(env.get("GATEWAY_RATE_BURST", cfg.rate_burst))
@@ -157,6 +178,8 @@ class Stack:
             if self.log_to_files
             else None
         )
+        proc.stopped = False
+        proc.started_at = time.monotonic()
         proc.popen = subprocess.Popen(
             proc.cmd,
             env=proc.env,
@@ -193,7 +216,41 @@ class Stack:
     def process(self, name: str) -> Process:
         return next(p for p in self.processes if p.name == name)
 
+    # --- supervision ---------------------------------------------------------------------------
+
+    def supervise(self, say: Callable[[str], None] = print) -> None:
+        """One round of supervision: schedules a restart of each process that died (after 0.5 s,
+        doubling per crash up to 30 s; back to 0.5 s once it stayed up a minute), and starts
+        those whose time has come. The others keep serving meanwhile."""
+        now = time.monotonic()
+        for proc in list(self.processes):
+            if proc.stopped or proc.popen is None or proc.popen.poll() is None:
+                continue
+            if proc.restart_at is None:
+                if now - proc.started_at > STABLE_SECONDS:
+                    proc.restarts = 0
+                delay = min(0.5 * 2**proc.restarts, MAX_RESTART_DELAY)
+                proc.restart_at = now + delay
+                say(f"{proc.name} exited (code {proc.popen.returncode}); restarting it in {delay:g} s")
+            elif now >= proc.restart_at and not self._stopping.is_set():
+                proc.restarts += 1
+                proc.restart_at = None
+                self.start_process(proc)
+                say(f"{proc.name} restarted (restart {proc.restarts})")
+
+    def start_supervisor(self, say: Callable[[str], None] = print, interval: float = 0.25) -> None:
+        """Supervises in a background thread until stop()."""
+
+        def loop() -> None:
+            while not self._stopping.wait(interval):
+                self.supervise(say)
+
+        self._supervisor = threading.Thread(target=loop, name="veche-supervisor", daemon=True)
+        self._supervisor.start()
+
     def stop_process(self, proc: Process, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
+        """Stops a process on purpose: the supervisor does not bring it back."""
+        proc.stopped = True
         if proc.popen is None or proc.popen.poll() is not None:
             return
         try:
@@ -208,6 +265,11 @@ class Stack:
 
     def stop(self) -> None:
         """SIGTERM to every process at once (each drains on its own), then wait for each."""
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
+        for proc in self.processes:
+            proc.stopped = True
         running = [p for p in self.processes if p.popen is not None and p.popen.poll() is None]
         for proc in running:
             try:

@@ -52,9 +52,18 @@ class SweepMember(BaseModel):
 
 
 class RoomsClient:
+    """Calls rooms' replicas (ROOMS_INTERNAL_URL, comma-separated) in turn. A request that
+    could not even connect is safe to send elsewhere, so it goes to the next replica; any other
+    failure is RoomsUnavailable."""
+
     def __init__(self, settings: CommonSettings, timeout: float | None = None) -> None:
+        self.bases = [
+            url.strip().rstrip("/") for url in settings.rooms_internal_url.split(",") if url.strip()
+        ]
+        if not self.bases:
+            raise ValueError("ROOMS_INTERNAL_URL names no URL")
+        self._turn = 0
         self.http = httpx.AsyncClient(
-            base_url=settings.rooms_internal_url,
             timeout=timeout or settings.dependency_timeout_seconds,
             headers=internal_headers(settings),
         )
@@ -63,13 +72,21 @@ class RoomsClient:
         await self.http.aclose()
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = await self.http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise RoomsUnavailable(f"rooms cannot be reached ({type(exc).__name__})") from exc
-        if response.status_code >= 500 or response.status_code == 401:
-            raise RoomsUnavailable(f"rooms answered {response.status_code} to {path}")
-        return response
+        self._turn = (self._turn + 1) % len(self.bases)
+        order = self.bases[self._turn :] + self.bases[: self._turn]
+        for i, base in enumerate(order):
+            try:
+                response = await self.http.request(method, base + path, **kwargs)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if i + 1 < len(order):
+                    continue
+                raise RoomsUnavailable(f"rooms cannot be reached ({type(exc).__name__})") from exc
+            except httpx.HTTPError as exc:
+                raise RoomsUnavailable(f"rooms cannot be reached ({type(exc).__name__})") from exc
+            if response.status_code >= 500 or response.status_code == 401:
+                raise RoomsUnavailable(f"rooms answered {response.status_code} to {path}")
+            return response
+        raise AssertionError("unreachable: ROOMS_INTERNAL_URL names no URL")
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self._call(method, path, **kwargs)
