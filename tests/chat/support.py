@@ -244,3 +244,75 @@ async def chat_socket(
         ready = await socket.recv()
         assert ready["type"] == "ready", ready
         yield socket
+
+
+class ResumingReader:
+    """One member's chat view that outlives its socket: on any loss it reconnects through the
+    gateway (to whichever replica it picks) with `after` = the last message it saw."""
+
+    @staticmethod
+    async def start(readers: "list[ResumingReader]", stop: asyncio.Event) -> "list[asyncio.Task[None]]":
+        """Runs the readers; returns once each has its first socket."""
+        tasks = [asyncio.create_task(reader.run(stop)) for reader in readers]
+        async with asyncio.timeout(30):
+            await asyncio.gather(*(reader.live.wait() for reader in readers))
+        return tasks
+
+    def __init__(self, base: str, room: Room, member: Member) -> None:
+        self.base, self.room, self.member = base, room, member
+        self.seen: list[str] = []
+        self.resumes = 0
+        # Set once the first socket is ready: what is posted from then on reaches this reader
+        # (a first socket has no `after`, so it replays nothing posted before it).
+        self.live = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            after = self.seen[-1] if self.seen else None
+            try:
+                async with chat_socket(self.base, self.room.id, self.member, after=after) as socket:
+                    self.live.set()
+                    while not stop.is_set():
+                        try:
+                            frame = await socket.recv(timeout=0.5)
+                        except TimeoutError:
+                            continue
+                        if frame["type"] == "message.created" and frame["message"]["message_type"] == "user":
+                            self.seen.append(frame["message"]["id"])
+            # Any failure, the gateway's answer to the upgrade among them: reconnect.
+            except (websockets.WebSocketException, OSError, TimeoutError, AssertionError):
+                self.resumes += 1
+                await asyncio.sleep(0.05)
+
+
+class SteadyPoster:
+    """One member posting every `every` seconds until stopped, recording which posts were
+    accepted (201) and when each attempt started."""
+
+    def __init__(self, client: httpx.AsyncClient, room: Room, member: Member, every: float) -> None:
+        self.client, self.room, self.member, self.every = client, room, member, every
+        self.accepted: list[str] = []
+        self.attempts: list[tuple[float, bool]] = []  # (monotonic start, accepted)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            started = time.monotonic()
+            try:
+                response = await self.client.post(
+                    self.room.messages_url,
+                    json={"content": f"{self.member.name} {n}"},
+                    headers=hdr(self.member.pid),
+                )
+                ok = response.status_code == 201
+            except httpx.HTTPError:
+                ok = False
+            if ok:
+                self.accepted.append(response.json()["id"])
+            self.attempts.append((started, ok))
+            await asyncio.sleep(self.every)
+
+    def outcomes(self, start: float, end: float) -> list[bool]:
+        """Whether each attempt started in [start, end) was accepted."""
+        return [ok for started, ok in self.attempts if start <= started < end]

@@ -83,6 +83,8 @@ class LocalInfra:
         _stop(child, timeout)
 
     def nats(self, url: str) -> None:
+        if "," in url:
+            return  # several servers: a cluster of someone's own, never started here
         host, port = _host_port(url, 4222)
         if port_open(host, port):
             return

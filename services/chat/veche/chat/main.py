@@ -25,7 +25,7 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
         redis = res.redis()
         membership = res.membership(redis)
         service = ChatService(ChatStore(redis, settings), membership, app.state.rate_limits, settings)
-        hub = res.worker(Fanout(settings))
+        hub = res.worker(Fanout(settings, redis))
 
         async def fanout_subscribed() -> None:
             if not hub.connected:

@@ -11,7 +11,10 @@ whichever replica (and clock) made them: a reader that saw id X has seen every m
 X, which is what makes paging with `after` and a socket's replay gap-free.
 
 Every change publishes its frames from inside the same script, so the live stream of a room
-is in exactly the order of its writes, and nothing is stored without being published."""
+is in exactly the order of its writes, and nothing is stored without being published. On a
+Redis Cluster of Redis 7 or later the scripts SPUBLISH to the room's shard channel (it carries
+the room's hash tag, so it lives in the slot of the keys the script touches), as the fan-out
+SSUBSCRIBEs there."""
 
 import time
 from dataclasses import dataclass
@@ -92,7 +95,7 @@ if KEYS[4] then
   redis.call('SADD', KEYS[4], ARGV[8])
   redis.call('PEXPIRE', KEYS[4], ARGV[6])
 end
-for i = 10, #ARGV do redis.call('PUBLISH', ARGV[7], ARGV[i]) end
+for i = 10, #ARGV do redis.call(PUBLISH, ARGV[7], ARGV[i]) end
 return {1}
 """
 )
@@ -140,7 +143,7 @@ if ARGV[2] ~= '' then redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2]) end
 local ttl = redis.call('PTTL', KEYS[1])
 total = total - #ARGV[1] + #ARGV[2]
 if ttl > 0 then redis.call('SET', KEYS[2], total, 'PX', ttl) else redis.call('SET', KEYS[2], total) end
-redis.call('PUBLISH', ARGV[4], ARGV[5])
+redis.call(PUBLISH, ARGV[4], ARGV[5])
 return 1
 """
 )
@@ -149,9 +152,18 @@ return 1
 _PUBLISH_ONCE = """
 if redis.call('SADD', KEYS[1], ARGV[2]) == 0 then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-for i = 4, #ARGV do redis.call('PUBLISH', ARGV[3], ARGV[i]) end
+for i = 4, #ARGV do redis.call(PUBLISH, ARGV[3], ARGV[i]) end
 return 1
 """
+
+
+def _publisher(sharded: bool) -> str:
+    """The Lua prelude naming the publish command: SPUBLISH in a cluster whose server has it
+    (the same rule as the fan-out's links, veche.chat.fanout.SHARDED_SINCE), else PUBLISH."""
+    return (
+        f"local PUBLISH = 'PUBLISH'\nif {'true' if sharded else 'false'} and redis.REDIS_VERSION_NUM"
+        " and redis.REDIS_VERSION_NUM >= 0x070000 then PUBLISH = 'SPUBLISH' end\n"
+    )
 
 
 def head_key(room_id: UUID | str) -> str:
@@ -176,10 +188,11 @@ class ChatStore:
         self.ttl_ms = settings.chat_ttl_seconds * 1000
         self.max_messages = settings.chat_max_messages
         self.max_bytes = settings.chat_max_bytes
-        self._append = redis.register_script(_APPEND)
+        publisher = _publisher(sharded=bool(settings.redis_cluster_seeds))
+        self._append = redis.register_script(publisher + _APPEND)
         self._page = redis.register_script(_PAGE)
-        self._swap = redis.register_script(_SWAP)
-        self._publish_once = redis.register_script(_PUBLISH_ONCE)
+        self._swap = redis.register_script(publisher + _SWAP)
+        self._publish_once = redis.register_script(publisher + _PUBLISH_ONCE)
 
     def _min_score(self) -> int:
         """Scores below this are past their lifetime: never returned, trimmed on write."""

@@ -4,9 +4,11 @@ They are called from each service's lifespan, never at import time."""
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 import nats
 import nats.js.errors
@@ -17,6 +19,7 @@ from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from veche.common.settings import CommonSettings, PostgresSettings
 
 if TYPE_CHECKING:
+    from redis.asyncio.cluster import RedisCluster
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger("veche.clients")
@@ -46,10 +49,8 @@ def create_redis(settings: CommonSettings) -> aioredis.Redis:
         "socket_connect_timeout": timeout,
         "health_check_interval": 15,
     }
-    if settings.redis_cluster_url:
-        from redis.asyncio.cluster import RedisCluster
-
-        return RedisCluster.from_url(settings.redis_cluster_url, **options)  # type: ignore[return-value]
+    if settings.redis_cluster_seeds:
+        return create_redis_cluster(settings.redis_cluster_seeds, **options)  # type: ignore[return-value]
     # A bounded pool whose callers wait (up to the dependency timeout) for a free connection:
     # a burst (the janitor cleaning a hundred rooms at once) queues instead of failing with
     # "too many connections".
@@ -57,6 +58,22 @@ def create_redis(settings: CommonSettings) -> aioredis.Redis:
         settings.redis_url, max_connections=settings.redis_max_connections, timeout=timeout, **options
     )
     return aioredis.Redis.from_pool(pool)
+
+
+def create_redis_cluster(seeds: list[str], **options: Any) -> "RedisCluster":
+    """A Redis Cluster client that knows every seed: it loads the slot map from the first one
+    that answers, so a dead seed (the node named first, say) stops nobody from starting."""
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    first = urlsplit(seeds[0])
+    nodes = [ClusterNode(urlsplit(url).hostname or "127.0.0.1", urlsplit(url).port or 6379) for url in seeds]
+    return RedisCluster(
+        startup_nodes=nodes,
+        username=unquote(first.username) if first.username else None,
+        password=unquote(first.password) if first.password else None,
+        ssl=first.scheme == "rediss",
+        **options,
+    )
 
 
 def nats_credentials(settings: CommonSettings) -> dict[str, str]:
@@ -87,11 +104,15 @@ class Nats:
         self._task = asyncio.create_task(self._connect_loop())
 
     async def _connect_loop(self) -> None:
+        # Every seed of a cluster: the client tries them all, and learns the cluster's other
+        # servers from the one it reaches.
+        url = self.settings.nats_url
+        servers = [u.strip() for u in url.split(",") if u.strip()] or [url]
         delay = 0.2
         while True:
             try:
                 client = await nats.connect(
-                    self.settings.nats_url,
+                    servers=servers,
                     **nats_credentials(self.settings),
                     connect_timeout=2,
                     allow_reconnect=True,
@@ -145,15 +166,21 @@ class Nats:
 
 
 async def ensure_stream(client: NatsClient, settings: CommonSettings) -> None:
-    """Creates the JetStream stream of room events when it does not exist. An existing stream
-    is kept as it is: an operator may have given it more replicas or other limits, and a
-    service (whose NATS user may not update streams) never changes them."""
+    """Creates the JetStream stream of room events, with NATS_STREAM_REPLICAS replicas, when it
+    does not exist. An existing stream is kept as it is (an operator may have given it other
+    limits), with one exception: when it has fewer replicas than NATS_STREAM_REPLICAS, the
+    service asks the server to raise them, every other field unchanged. A refusal (a NATS user
+    that may not update streams, a cluster with too few servers) is logged as a warning and
+    the service carries on with the stream as it is. Replicas are never lowered."""
     js = client.jetstream()
     try:
-        await js.stream_info(settings.nats_stream)
-        return
+        info = await js.stream_info(settings.nats_stream)
     except nats.js.errors.NotFoundError:
         pass
+    else:
+        if (info.config.num_replicas or 1) < settings.nats_stream_replicas:
+            await _raise_replicas(client, settings)
+        return
     config = StreamConfig(
         name=settings.nats_stream,
         subjects=[f"{settings.nats_subject_prefix}.>"],
@@ -161,9 +188,52 @@ async def ensure_stream(client: NatsClient, settings: CommonSettings) -> None:
         storage=StorageType.FILE,
         max_age=7 * 24 * 3600,
         duplicate_window=600,
+        num_replicas=max(1, settings.nats_stream_replicas),
     )
     try:
         await js.add_stream(config)
     except nats.js.errors.BadRequestError as exc:
         if exc.err_code != 10058:  # "stream name already in use": another service was quicker
             raise
+
+
+async def _raise_replicas(client: NatsClient, settings: CommonSettings) -> None:
+    """Raises the replicas of the existing stream to NATS_STREAM_REPLICAS, or logs why not.
+
+    The stream's configuration goes back to the server exactly as the server gave it, as JSON,
+    with only num_replicas changed: nats-py's StreamConfig drops the fields it does not know,
+    and an update through it would reset those of a newer server."""
+    name = settings.nats_stream
+    wanted = settings.nats_stream_replicas
+    timeout = settings.dependency_timeout_seconds
+    try:
+        reply = await client.request(f"$JS.API.STREAM.INFO.{name}", b"", timeout=timeout)
+        config = _api_result(reply.data)["config"]
+        have = int(config.get("num_replicas") or 1)
+        if have >= wanted:  # another service raised them meanwhile
+            return
+        config["num_replicas"] = wanted
+        reply = await client.request(
+            f"$JS.API.STREAM.UPDATE.{name}", json.dumps(config).encode(), timeout=timeout
+        )
+        _api_result(reply.data)
+    except Exception as exc:  # noqa: BLE001 - the stream works as it is; an operator may raise them
+        log.warning(
+            "nats stream %s has fewer replicas than NATS_STREAM_REPLICAS=%d and raising them "
+            "failed (%s: %s); carrying on with the stream as it is",
+            name,
+            wanted,
+            type(exc).__name__,
+            exc,
+        )
+        return
+    log.info("nats stream %s: replicas raised from %d to %d", name, have, wanted)
+
+
+def _api_result(data: bytes) -> dict[str, Any]:
+    """The JSON answer of a JetStream API request; raises on an error answer."""
+    result: dict[str, Any] = json.loads(data)
+    error = result.get("error")
+    if error:
+        raise RuntimeError(f"{error.get('description', 'refused')} (err_code {error.get('err_code')})")
+    return result

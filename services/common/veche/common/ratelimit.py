@@ -6,6 +6,7 @@ the caller gets `429 rate_limited` with `Retry-After` in whole seconds."""
 import math
 import re
 import time
+from urllib.parse import urlsplit
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import RedisClusterStorage, RedisStorage
@@ -23,26 +24,33 @@ def room_limit_key(settings: CommonSettings, room_id: str) -> str:
     return f"{RATE_KEY_PREFIX}:{parse(settings.rate_limit_room).key_for('room', room_id.lower())}"
 
 
-def _storage_uri(url: str, cluster: bool) -> str:
+def _storage_uri(url: str) -> str:
     scheme, rest = url.split("://", 1)
-    if cluster:
-        return f"async+{scheme}+cluster://{rest}"
     return f"async+{scheme}://{rest}"
+
+
+def _cluster_storage_uri(seeds: list[str]) -> str:
+    """`limits`' notation for a cluster: the first seed's scheme and credentials, then every
+    seed's host:port, comma-separated."""
+    scheme, first = seeds[0].split("://", 1)
+    credentials = first.rpartition("@")[0]
+    hosts = ",".join(urlsplit(url).netloc.rpartition("@")[2] for url in seeds)
+    return f"async+{scheme}+cluster://{credentials + '@' if credentials else ''}{hosts}"
 
 
 class RateLimits:
     def __init__(self, settings: CommonSettings) -> None:
         self.settings = settings
-        if settings.redis_cluster_url:
+        if settings.redis_cluster_seeds:
             storage: RedisStorage | RedisClusterStorage = RedisClusterStorage(
-                _storage_uri(settings.redis_cluster_url, cluster=True),
+                _cluster_storage_uri(settings.redis_cluster_seeds),
                 implementation="redispy",
                 key_prefix=RATE_KEY_PREFIX,
                 socket_timeout=settings.dependency_timeout_seconds,
             )
         else:
             storage = RedisStorage(
-                _storage_uri(settings.redis_url, cluster=False),
+                _storage_uri(settings.redis_url),
                 implementation="redispy",
                 key_prefix=RATE_KEY_PREFIX,
                 socket_timeout=settings.dependency_timeout_seconds,

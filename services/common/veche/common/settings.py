@@ -24,11 +24,14 @@ class CommonSettings(BaseSettings):
 
     # A single Redis.
     redis_url: str = "redis://127.0.0.1:6379/0"
-    # A Redis Cluster (a seed node); wins over REDIS_URL when set.
+    # A Redis Cluster: one or more seed nodes, comma-separated (redis://host:port,…), any of
+    # which may be down at start; wins over REDIS_URL when set. Credentials and TLS are taken
+    # from the first URL.
     redis_cluster_url: str | None = None
     # Connections one process keeps to Redis; more callers at once wait for one.
     redis_max_connections: int = 64
-    # NATS with JetStream.
+    # NATS with JetStream; several comma-separated URLs are the seeds of a NATS cluster (the
+    # client learns the cluster's other servers from them and fails over between all of them).
     nats_url: str = "nats://127.0.0.1:4222"
     # This service's own NATS user (deploy/nats/nats.conf gives each service a user whose
     # publish rights cover only its own subjects).
@@ -41,8 +44,12 @@ class CommonSettings(BaseSettings):
     nats_stream: str = "ROOMS"
     # The subject prefix of room events: <prefix>.<room id>.<event>.
     nats_subject_prefix: str = "rooms"
+    # Replicas of the JetStream stream when a service creates it (3 on a 3-node NATS cluster);
+    # an existing stream with fewer is raised to this when the server allows it, never shrunk.
+    nats_stream_replicas: int = 1
 
-    # Where chat, media-token and the janitor reach rooms directly (never through the gateway).
+    # Where chat, media-token and the janitor reach rooms directly (never through the gateway);
+    # several comma-separated URLs (one per replica) are tried in turn when one cannot be reached.
     rooms_internal_url: str = "http://127.0.0.1:8001"
     # The service credential of /internal/... calls (Authorization: Bearer …): every caller
     # sends it, rooms answers 401 without it.
@@ -69,6 +76,11 @@ class CommonSettings(BaseSettings):
 
     # Lifetime of a room's membership hash in Redis (rebuilt from PostgreSQL when missing).
     participants_ttl_seconds: int = 21600
+
+    @property
+    def redis_cluster_seeds(self) -> list[str]:
+        """REDIS_CLUSTER_URL split into its seed URLs (empty without a cluster)."""
+        return [url.strip() for url in (self.redis_cluster_url or "").split(",") if url.strip()]
 
     @model_validator(mode="after")
     def _no_development_secrets_outside_dev_mode(self) -> "CommonSettings":
