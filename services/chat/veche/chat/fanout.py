@@ -371,7 +371,9 @@ class Fanout:
             self._fail_link(link)
             await link.close()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            # Capped at a second: sockets are refused while the link is down, so a Redis that
+            # is back must be noticed quickly.
+            delay = min(delay * 2, 1.0)
 
     async def _run_cluster(self) -> None:
         """Keeps the slot map: loaded at start, reloaded whenever a link fails or cannot be

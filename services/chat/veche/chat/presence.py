@@ -46,6 +46,9 @@ class PresenceKeeper:
                 log.warning("presence refresh failed: %s", type(exc).__name__)
 
     async def refresh(self) -> None:
+        # Also with no socket: the janitor suspends time-outs while no replica says this.
+        if self.hub.connected:
+            await self.state.keeper_alive(self.hub.replica)
         sockets = [s for s in self.hub.sockets() if isinstance(s, ChatSocket)]
         if not sockets:
             return

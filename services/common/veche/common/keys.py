@@ -48,6 +48,12 @@ def chat_bytes(room_id: UUID | str) -> str:
     return f"chat:room:{{{room_id}}}:bytes"
 
 
+def presence_keepers() -> str:
+    """Sorted set: chat replica id -> epoch ms of its last presence round. The janitor times
+    nobody out while no replica keeps presence (chat down is not everyone leaving)."""
+    return "presence:{keepers}"
+
+
 def janitor_claim(kind: str, item: UUID | str) -> str:
     """String: which janitor replica works on this item of a sweep (a token, with a TTL). All
     claims share one hash tag, so one script can release a batch of them in Redis Cluster."""

@@ -6,6 +6,7 @@ everything here is rebuilt from it when missing."""
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -151,6 +152,34 @@ class RoomState:
                 pipe.zadd(key, {str(public_id): stamp})
                 pipe.expire(key, PRESENCE_KEY_TTL_SECONDS)
             await pipe.execute()
+
+    async def seed_presence(self, pairs: Sequence[tuple[UUID | str, UUID | str]]) -> None:
+        """Records "seen now" for the members that have no sign of life recorded at all (Redis
+        lost its data): missing presence is unknown, not idle, so each gets a whole presence
+        timeout from now to show life. A recorded sign is never overwritten (ZADD NX)."""
+        if not pairs:
+            return
+        stamp = now_ms()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for room_id, public_id in pairs:
+                key = keys.room_presence(room_id)
+                pipe.zadd(key, {str(public_id): stamp}, nx=True)
+                pipe.expire(key, PRESENCE_KEY_TTL_SECONDS)
+            await pipe.execute()
+
+    async def keeper_alive(self, replica: str) -> None:
+        """A chat replica that keeps presence says it is alive (see live_keepers)."""
+        stamp = now_ms()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(keys.presence_keepers(), {replica: stamp})
+            # Replicas gone for an hour are forgotten.
+            pipe.zremrangebyscore(keys.presence_keepers(), "-inf", stamp - 3_600_000)
+            pipe.expire(keys.presence_keepers(), PRESENCE_KEY_TTL_SECONDS)
+            await pipe.execute()
+
+    async def live_keepers(self, since_ms: int) -> int:
+        """How many chat replicas kept presence since since_ms."""
+        return int(await self.redis.zcount(keys.presence_keepers(), since_ms, "+inf"))
 
     async def last_seen(self, room_id: UUID | str, public_id: UUID | str) -> int | None:
         """Epoch ms of the member's last sign of life, or None when none was recorded."""

@@ -31,3 +31,12 @@ SWEEP_SECONDS = Histogram("veche_janitor_sweep_seconds", "Duration of one sweep"
 SWEEP_FAILURES = Counter(
     "veche_janitor_sweep_failures_total", "Sweeps (or parts of one) that failed", ["sweep"]
 )
+PRESENCE_SEEDED = Counter(
+    "veche_janitor_presence_seeded_total",
+    "Members with no recorded sign of life (Redis lost it) given a fresh presence timeout",
+)
+TIMEOUTS_SUSPENDED = Counter(
+    "veche_janitor_timeouts_suspended_total",
+    "Time-out sweeps skipped as a platform fault, by reason",
+    ["reason"],
+)

@@ -21,7 +21,13 @@ from veche.common import keys
 from veche.common.rooms_client import RoomsClient, RoomsUnavailable
 from veche.common.roomstate import RoomState
 from veche.common.timefmt import utcnow
-from veche.janitor.metrics import PARTICIPANTS_TIMED_OUT, ROOMS_DELETED, ROOMS_EXPIRED
+from veche.janitor.metrics import (
+    PARTICIPANTS_TIMED_OUT,
+    PRESENCE_SEEDED,
+    ROOMS_DELETED,
+    ROOMS_EXPIRED,
+    TIMEOUTS_SUSPENDED,
+)
 from veche.janitor.settings import JanitorSettings
 
 log = logging.getLogger("veche.janitor.sweeps")
@@ -102,22 +108,51 @@ async def expire_empty_rooms(redis: aioredis.Redis, rooms: RoomsClient, settings
 async def _idle_among(
     redis: aioredis.Redis, members: list[tuple[UUID, UUID]], idle_since_ms: int
 ) -> list[tuple[UUID, UUID]]:
-    """The (member, room) pairs with no sign of life in Redis since idle_since_ms."""
-    scores = await RoomState(redis).last_seen_many([(room_id, public_id) for public_id, room_id in members])
+    """The (member, room) pairs whose last sign of life in Redis is older than idle_since_ms.
+    A member with no sign recorded at all is not idle but unknown (Redis lost its data): it is
+    seeded as seen now, and times out one presence timeout later if it really is gone."""
+    state = RoomState(redis)
+    scores = await state.last_seen_many([(room_id, public_id) for public_id, room_id in members])
+    unknown = [
+        (room_id, public_id)
+        for (public_id, room_id), score in zip(members, scores, strict=True)
+        if score is None
+    ]
+    if unknown:
+        await state.seed_presence(unknown)
+        PRESENCE_SEEDED.inc(len(unknown))
     return [
         member
         for member, score in zip(members, scores, strict=True)
-        if score is None or score < idle_since_ms
+        if score is not None and score < idle_since_ms
     ]
+
+
+async def _presence_is_kept(redis: aioredis.Redis, settings: JanitorSettings) -> bool:
+    """Whether some chat replica kept presence lately. Chat sockets are where most signs of
+    life come from: while no replica refreshes them, silence means chat is down, not that
+    everyone left."""
+    window_ms = int(settings.presence_timeout_seconds * 1000)
+    return await RoomState(redis).live_keepers(int(time.time() * 1000) - window_ms) > 0
 
 
 async def time_out_vanished(redis: aioredis.Redis, rooms: RoomsClient, settings: JanitorSettings) -> int:
     """Has rooms mark left (reason `timeout`) the active members with no LiveKit connection and
-    no request or chat-socket heartbeat for PRESENCE_TIMEOUT_SECONDS; returns how many."""
+    no request or chat-socket heartbeat for PRESENCE_TIMEOUT_SECONDS; returns how many.
+
+    An infrastructure failure must never look like everyone leaving, so nobody is timed out
+    while no chat replica keeps presence, nor when a sweep would time out an implausible share
+    of its candidates (PRESENCE_MASS_TIMEOUT_SHARE of them, and at least
+    PRESENCE_MASS_TIMEOUT_MIN): the sweep is skipped, counted and logged as an error."""
+    if not await _presence_is_kept(redis, settings):
+        TIMEOUTS_SUSPENDED.labels("no_presence_keeper").inc()
+        log.error("no chat replica keeps presence: member time-outs suspended")
+        return 0
     idle_since_ms = int((time.time() - settings.presence_timeout_seconds) * 1000)
     cutoff = datetime.fromtimestamp(idle_since_ms / 1000, tz=UTC)
     after: tuple[datetime, UUID] | None = None
-    timed_out = 0
+    candidates = 0
+    idle: list[tuple[UUID, UUID]] = []
     while True:
         # Every candidate is looked at, page by page: the oldest members are most often
         # alive, and must not hide the vanished ones behind a LIMIT.
@@ -125,15 +160,28 @@ async def time_out_vanished(redis: aioredis.Redis, rooms: RoomsClient, settings:
         if not page:
             break
         after = (page[-1].joined_at, page[-1].public_id)
-        idle = await _idle_among(redis, [(m.public_id, m.room_id) for m in page], idle_since_ms)
-        async with claimed(redis, "timeout", [public_id for public_id, _ in idle]) as mine:
-            timed_out += await _bounded(
-                [(public_id, room_id) for public_id, room_id in idle if public_id in mine],
-                lambda member: rooms.time_out(member[1], member[0], idle_since_ms),
-                settings.janitor_sweep_concurrency,
-            )
+        candidates += len(page)
+        idle += await _idle_among(redis, [(m.public_id, m.room_id) for m in page], idle_since_ms)
         if len(page) < settings.janitor_sweep_batch:
             break
+    if (
+        len(idle) >= settings.presence_mass_timeout_min
+        and len(idle) > settings.presence_mass_timeout_share * candidates
+    ):
+        TIMEOUTS_SUSPENDED.labels("implausible_share").inc()
+        log.error(
+            "a sweep would time out %d of %d candidates: suspended as a platform fault",
+            len(idle),
+            candidates,
+        )
+        return 0
+    timed_out = 0
+    async with claimed(redis, "timeout", [public_id for public_id, _ in idle]) as mine:
+        timed_out += await _bounded(
+            [(public_id, room_id) for public_id, room_id in idle if public_id in mine],
+            lambda member: rooms.time_out(member[1], member[0], idle_since_ms),
+            settings.janitor_sweep_concurrency,
+        )
     PARTICIPANTS_TIMED_OUT.inc(timed_out)
     return timed_out
 

@@ -406,7 +406,12 @@ class RoomsService:
             if member.joined_at.timestamp() * 1000 >= idle_since_ms:
                 return False
             last_seen = await self.cache.last_seen(room_id, public_id)
-            if last_seen is not None and last_seen >= idle_since_ms:
+            if last_seen is None:
+                # No sign recorded at all: Redis lost it, which says nothing about the member.
+                # Seen now, so a member who really vanished times out one timeout later.
+                await self.cache.seed_presence([(room_id, public_id)])
+                return False
+            if last_seen >= idle_since_ms:
                 return False
             await self._close(session, room, member, "timeout")
             await self.cache.drop_members(room_id, [member.participant_id], "active")
