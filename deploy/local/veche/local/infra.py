@@ -101,8 +101,14 @@ class LocalInfra:
         if not shutil.which("redis-server"):
             _apt_install("redis-server")
         print(f"starting redis-server on {host}:{port}", flush=True)
+        # With its append-only file (fsync every second) in the run's folder, so chat history,
+        # memberships and rate-limit state survive a restart of this Redis.
+        data = self.run_dir / "redis"
+        data.mkdir(parents=True, exist_ok=True)
         self._spawn(
-            "redis", ["redis-server", "--bind", host, "--port", str(port), "--save", "", "--appendonly", "no"]
+            "redis",
+            ["redis-server", "--bind", host, "--port", str(port), "--dir", str(data), "--save", ""]
+            + ["--appendonly", "yes", "--appendfsync", "everysec"],
         )
         _wait_port(host, port, "redis-server")
 

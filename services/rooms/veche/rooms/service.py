@@ -2,14 +2,19 @@
 before the caller answers, in the order that fails closed:
 
 - a membership that starts (create, join) is committed first, then added to the Redis hash:
-  if Redis fails, the member cannot chat yet and its retry (idempotent) repairs it;
+  the answer is a success either way (what is committed is real and announced); if Redis
+  fails, a background repair rebuilds the room's hash from PostgreSQL once Redis answers
+  (and a repeated join, idempotent, repairs it too);
 - a membership that ends (leave, kick, end, timeout) is removed from the hash while the room
-  row is still locked, before the commit: if Redis fails, nothing is committed and a kicked
-  member can never keep chatting on a stale hash.
+  row is still locked, before the commit, with a short timeout (REDIS_IN_LOCK_TIMEOUT_SECONDS)
+  so that a frozen Redis never holds the row lock long: if Redis fails, nothing is committed
+  and a kicked member can never keep chatting on a stale hash.
 
 Then the outbox relay is woken to publish the committed events."""
 
-from collections.abc import Callable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
@@ -25,7 +30,9 @@ from veche.common.errors import (
     RoomEnded,
     RoomFull,
     RoomNotFound,
+    Unavailable,
     ValidationFailed,
+    is_dependency_error,
 )
 from veche.common.events import LeaveReason, PublicParticipant, RoomEvent
 from veche.common.livekit_names import livekit_room_name
@@ -35,6 +42,11 @@ from veche.rooms.cache import RoomCache, parse_member
 from veche.rooms.models import Membership, Room
 from veche.rooms.schemas import CreateRoom, RoomView, SelfView
 from veche.rooms.settings import RoomsSettings
+
+log = logging.getLogger("veche.rooms.service")
+
+# How long a room's hash repair keeps retrying after a failed write (see _after_commit).
+REPAIR_SECONDS = 300.0
 
 
 def public_view(member: Membership) -> PublicParticipant:
@@ -99,6 +111,69 @@ class RoomsService:
         self.cache = cache
         self.settings = settings
         self.on_events = on_events
+        self._repairs: dict[UUID, asyncio.Task[None]] = {}
+
+    async def close(self) -> None:
+        """Stops the hash repairs still waiting for Redis (their rooms rebuild on demand)."""
+        for task in list(self._repairs.values()):
+            task.cancel()
+        await asyncio.gather(*self._repairs.values(), return_exceptions=True)
+
+    async def _after_commit(self, room_id: UUID, write: Callable[[], Awaitable[None]]) -> None:
+        """A Redis write after a committed start of membership. Its failure must not turn a
+        real, announced membership into an error: the room's hash is repaired in the
+        background instead."""
+        try:
+            await write()
+        except Exception as exc:
+            if not is_dependency_error(exc):
+                raise
+            log.warning(
+                "redis write after commit failed (%s); repairing room %s", type(exc).__name__, room_id
+            )
+            self._repair_later(room_id)
+
+    def _repair_later(self, room_id: UUID) -> None:
+        if room_id in self._repairs:
+            return
+        task = asyncio.create_task(self._repair(room_id), name=f"rooms-repair-{room_id}")
+        self._repairs[room_id] = task
+        task.add_done_callback(lambda _: self._repairs.pop(room_id, None))
+
+    async def _repair(self, room_id: UUID) -> None:
+        """Rebuilds the room's hash (and everyone's presence, seeded) from PostgreSQL, retrying
+        until Redis answers, for at most REPAIR_SECONDS; a later request rebuilds it anyway
+        when the hash is missing."""
+        delay = 0.2
+        deadline = asyncio.get_running_loop().time() + REPAIR_SECONDS
+        while True:
+            try:
+                async with self.sessions() as session:
+                    room = await repo.get_room(session, room_id)
+                    if room is None:
+                        return
+                    members = await repo.active_memberships(session, room_id)
+                await self.cache.rebuild(
+                    room_id, room.status, [(m.participant_id, public_view(m)) for m in members]
+                )
+                await self.cache.seed_presence([(room_id, m.id) for m in members])
+                log.info("room %s: membership hash repaired", room_id)
+                return
+            except Exception as exc:  # noqa: BLE001 - retried until the deadline
+                if asyncio.get_running_loop().time() > deadline:
+                    log.warning("room %s: hash repair gave up (%s)", room_id, type(exc).__name__)
+                    return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    async def _in_lock(self, write: Awaitable[None]) -> None:
+        """A Redis write while the room row is locked: bounded by a short timeout, so a frozen
+        Redis fails the request quickly (503, nothing committed) instead of holding the lock."""
+        try:
+            async with asyncio.timeout(self.settings.redis_in_lock_timeout_seconds):
+                await write
+        except TimeoutError as exc:
+            raise Unavailable("Redis did not answer in time") from exc
 
     def _emit(self, session: AsyncSession, event: RoomEvent) -> None:
         repo.add_event(session, self.settings.nats_subject_prefix, event)
@@ -144,8 +219,12 @@ class RoomsService:
                 ),
             )
         view = room_view(room, 1)
-        await self.cache.rebuild(room_id, "active", [(caller.participant_id, public_view(host))])
         self.on_events()
+        await self._after_commit(
+            room_id,
+            lambda: self.cache.rebuild(room_id, "active", [(caller.participant_id, public_view(host))]),
+        )
+        await self._after_commit(room_id, lambda: self.cache.touch(room_id, host.id))
         return view, host
 
     async def get(self, room_id: UUID) -> RoomView:
@@ -227,10 +306,12 @@ class RoomsService:
                     ),
                 )
                 created = True
-        await self.cache.put_member(room_id, caller.participant_id, public_view(member))
-        await self.cache.touch(room_id, member.id)
         if created:
             self.on_events()
+        await self._after_commit(
+            room_id, lambda: self.cache.put_member(room_id, caller.participant_id, public_view(member))
+        )
+        await self._after_commit(room_id, lambda: self.cache.touch(room_id, member.id))
         return JoinResult(member, created)
 
     async def _closed_committed(self, room_id: UUID) -> None:
@@ -252,7 +333,7 @@ class RoomsService:
             if active is None:
                 return
             await self._close(session, room, active, "left")
-            await self.cache.drop_members(room_id, [participant_id], room.status)
+            await self._in_lock(self.cache.drop_members(room_id, [participant_id], room.status))
         await self._closed_committed(room_id)
 
     async def _close(
@@ -307,7 +388,7 @@ class RoomsService:
             await self._require_host(session, room, participant_id)
             closed = await self._end_locked(session, room, now)
             view = room_view(room, 0)
-            await self.cache.drop_members(room_id, [m.participant_id for m in closed], "ended")
+            await self._in_lock(self.cache.drop_members(room_id, [m.participant_id for m in closed], "ended"))
         await self._closed_committed(room_id)
         return view
 
@@ -348,7 +429,7 @@ class RoomsService:
                     [{"field": "participant_public_id", "message": "the host cannot kick itself"}]
                 )
             await self._close(session, room, target, "kicked")
-            await self.cache.drop_members(room_id, [target.participant_id], room.status)
+            await self._in_lock(self.cache.drop_members(room_id, [target.participant_id], room.status))
         await self._closed_committed(room_id)
 
     # --- lookups for chat, media-token and the janitor -----------------------------------
@@ -386,7 +467,7 @@ class RoomsService:
             if room.expires_at > now or await repo.active_count(session, room_id) > 0:
                 return False
             await self._end_locked(session, room, now)
-            await self.cache.drop_members(room_id, [], "ended")
+            await self._in_lock(self.cache.drop_members(room_id, [], "ended"))
         await self._closed_committed(room_id)
         return True
 
@@ -414,7 +495,7 @@ class RoomsService:
             if last_seen >= idle_since_ms:
                 return False
             await self._close(session, room, member, "timeout")
-            await self.cache.drop_members(room_id, [member.participant_id], "active")
+            await self._in_lock(self.cache.drop_members(room_id, [member.participant_id], "active"))
         await self._closed_committed(room_id)
         return True
 
@@ -480,7 +561,7 @@ class RoomsService:
                 view = public_view(member)
             else:
                 await self._close(session, room, member, "left")
-                await self.cache.drop_members(room.id, [member.participant_id], room.status)
+                await self._in_lock(self.cache.drop_members(room.id, [member.participant_id], room.status))
         if left_the_call:
             await self._closed_committed(room.id)
         else:
