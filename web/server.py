@@ -13,7 +13,7 @@ import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -189,6 +189,25 @@ async def readyz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+async def upstream_unavailable(request: Request) -> Response:
+    """The gateway's answer when no replica of a service could answer (its errors middleware
+    fetches this for Traefik's own 502-504): the contract's 503 problem+json, Retry-After set."""
+    retry_after = int(os.environ.get("RETRY_AFTER_SECONDS", "5"))
+    body = {
+        "type": "about:blank",
+        "title": "Service unavailable",
+        "status": 503,
+        "code": "unavailable",
+        "detail": f"The service cannot answer right now; retry in {retry_after} s",
+    }
+    return JSONResponse(
+        body,
+        status_code=503,
+        media_type="application/problem+json",
+        headers={"Retry-After": str(retry_after), "Cache-Control": "no-store"},
+    )
+
+
 async def metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -212,6 +231,7 @@ def create_app() -> ASGIApp:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            Route("/_/errors/{status:int}", upstream_unavailable),
             Mount("/", ClientFiles(directory=STATIC_DIR)),
         ],
     )

@@ -32,7 +32,7 @@ def render() -> dict[str, str]:
     return {
         "traefik.yml": HEADER + json.dumps(static, indent=2) + "\n",
         "dynamic.yml": HEADER + json.dumps(dynamic_config(cfg), indent=2) + "\n",
-        "../k8s/ingressroute.yaml": ingressroute(cfg),
+        "../k8s/base/ingressroute.yaml": ingressroute(cfg),
     }
 
 
@@ -64,6 +64,9 @@ def ingressroute(cfg: GatewayConfig) -> str:
         route["services"] = [{"name": router["service"], "port": PORTS[router["service"]]}]
         routes.append(route)
     limit = dynamic["middlewares"]["per-address-limit"]
+    # The same error pages, from the web Service.
+    upstream_errors = dict(dynamic["middlewares"]["upstream-unavailable"]["errors"])
+    upstream_errors["service"] = {"name": "web", "port": PORTS["web"]}
     documents = [
         {
             "apiVersion": "traefik.io/v1alpha1",
@@ -76,6 +79,12 @@ def ingressroute(cfg: GatewayConfig) -> str:
             "kind": "Middleware",
             "metadata": {"name": "retry-elsewhere"},
             "spec": dynamic["middlewares"]["retry-elsewhere"],
+        },
+        {
+            "apiVersion": "traefik.io/v1alpha1",
+            "kind": "Middleware",
+            "metadata": {"name": "upstream-unavailable"},
+            "spec": {"errors": upstream_errors},
         },
         {
             "apiVersion": "traefik.io/v1alpha1",

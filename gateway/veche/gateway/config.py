@@ -7,10 +7,13 @@ and the Kubernetes IngressRoute from it (`make lint` checks they are current).""
 import argparse
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 SERVICES = ("rooms", "chat", "media-token", "janitor", "web")
+# Where the web process serves the gateway's problem+json for an upstream nobody could answer.
+ERROR_PAGE = "/_/errors/{status}"
 
 
 @dataclass
@@ -29,6 +32,9 @@ class GatewayConfig:
     rate_average: int = 100
     rate_burst: int = 200
     access_log: bool = False
+    # Where Traefik sends its spans (OTLP/HTTP, the full .../v1/traces URL); empty: no tracing.
+    # Traefik continues an incoming W3C traceparent and passes its own on to the services.
+    otlp_traces_endpoint: str = ""
 
 
 def _yaml(value: object) -> str:
@@ -52,6 +58,11 @@ def static_config(cfg: GatewayConfig, dynamic_path: Path) -> dict[str, object]:
     }
     if cfg.access_log:
         static["accessLog"] = {"format": "json", "fields": {"headers": {"defaultMode": "drop"}}}
+    if cfg.otlp_traces_endpoint:
+        static["tracing"] = {
+            "serviceName": "gateway",
+            "otlp": {"http": {"endpoint": cfg.otlp_traces_endpoint}},
+        }
     return static
 
 
@@ -64,6 +75,17 @@ def dynamic_config(cfg: GatewayConfig) -> dict[str, object]:
         # A request that cannot even connect (a replica just died, before the health check
         # drops it) goes to the next replica: it never reached the first, so resending is safe.
         "retry-elsewhere": {"retry": {"attempts": 3, "initialInterval": "50ms"}},
+        # Traefik's own answers when no replica could answer (502 unreachable, 503 none ready,
+        # 504 timed out) become the contract's 503 problem+json with Retry-After, served by
+        # the web process. The services' 429s (and any other status) pass untouched.
+        "upstream-unavailable": {
+            "errors": {
+                "status": ["502-504"],
+                "statusRewrites": {"502-504": 503},
+                "service": "web",
+                "query": ERROR_PAGE,
+            }
+        },
     }
     services: dict[str, object] = {}
     for name in SERVICES:
@@ -71,13 +93,13 @@ def dynamic_config(cfg: GatewayConfig) -> dict[str, object]:
             "loadBalancer": {
                 "servers": [{"url": url} for url in cfg.upstreams[name]],
                 "passHostHeader": True,
-                # A replica that stops answering its liveness probe leaves the rotation within
-                # about two seconds, and comes back once it answers again. (Liveness, not
-                # readiness: an outage of a shared dependency must not empty every pool.)
-                "healthCheck": {"path": "/healthz", "interval": "1s", "timeout": "1s"},
+                # A replica that is not ready (dead, or cut off from what it needs) leaves the
+                # rotation within about two seconds, and comes back once it is ready again.
+                # When none is ready, the client gets upstream-unavailable's 503.
+                "healthCheck": {"path": "/readyz", "interval": "1s", "timeout": "1s"},
             }
         }
-    api_mw = ["per-address-limit", "retry-elsewhere"]
+    api_mw = ["per-address-limit", "upstream-unavailable", "retry-elsewhere"]
     routers["chat"] = {
         "rule": "PathRegexp(`^/api/v1/rooms/[^/]+/chat(/|$)`) || PathPrefix(`/ws/chat/`)",
         "service": "chat",
@@ -139,7 +161,17 @@ def from_env() -> GatewayConfig:
     cfg.trusted_proxies = [p.strip() for p in proxies.split(",") if p.strip()]
     cfg.rate_average = int(os.environ.get("GATEWAY_RATE_AVERAGE", cfg.rate_average))
     cfg.rate_burst = int(os.environ.get("GATEWAY_RATE_BURST", cfg.rate_burst))
+    cfg.otlp_traces_endpoint = otlp_traces_endpoint(os.environ)
     return cfg
+
+
+def otlp_traces_endpoint(env: Mapping[str, str]) -> str:
+    """The services' rule (veche.common.tracing): OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it is,
+    else OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces; empty when neither is set."""
+    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+    if not base:
+        return ""
+    return env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or base.rstrip("/") + "/v1/traces"
 
 
 if __name__ == "__main__":
