@@ -184,3 +184,29 @@ async def test_a_room_ended_event_for_a_room_rooms_keeps_active_publishes_nothin
         await services[0].on_room_event(RoomEvent(type="room.ended", room_id=room_id))
         envelopes = await tap.collect(1, timeout=1)
     assert envelopes == []
+
+
+async def test_an_append_run_twice_stores_and_publishes_the_message_once(services, redis_client):
+    """A call retried after its connection broke may have run already: the second run finds
+    the message stored and writes and publishes nothing."""
+    room_id = uuid.uuid4()
+    store = services[0].store
+    message_id = uuid.UUID(int=((time.time_ns() // 1_000_000) << 80) | (0x7 << 76) | (0b10 << 62))
+    message = StoredMessage(
+        id=message_id,
+        room_id=room_id,
+        participant_id=None,
+        sender_id=None,
+        display_name="x",
+        message_type="user",
+        content="once",
+        created_at=created_at_of(message_id),
+    )
+    envelope = json.dumps({"frame": {"type": "message.created"}, "message_id": str(message_id)})
+    async with ChannelTap(redis_client, room_id) as tap:
+        assert (await store.append(message, [envelope])).written
+        again = await store.append(message, [envelope])
+        assert again.written and not again.duplicate
+        published = await tap.collect(2, timeout=1.5)
+    assert len(published) == 1
+    assert [m.id for m in await store.page(room_id, limit=10)] == [message_id]

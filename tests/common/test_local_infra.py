@@ -57,8 +57,10 @@ def test_a_missing_postgres_is_initialised_started_and_stopped(infra):
 
 
 def test_a_server_already_listening_is_reused_not_started(infra):
-    infra.redis("redis://127.0.0.1:6379/0")
-    infra.nats("nats://127.0.0.1:4222")
+    from tests.conftest import BASE_NATS_URL, BASE_REDIS_URL  # this run's, listening by now
+
+    infra.redis(BASE_REDIS_URL)
+    infra.nats(BASE_NATS_URL)
     assert infra.children == []
 
 

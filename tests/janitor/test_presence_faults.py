@@ -106,7 +106,8 @@ async def test_missing_presence_is_seeded_as_seen_now_not_taken_for_idle(redis):
 async def test_a_sweep_that_would_time_out_most_members_is_suspended(redis):
     await RoomState(redis).keeper_alive("chat-replica-1")
     members = _members(25)
-    await _seen(redis, members, seconds_ago=60)  # everyone silent: a platform fault, not 25 leaving
+    # Everyone fell silent together just now: a platform fault, not 25 leaving at once.
+    await _seen(redis, members, seconds_ago=4)
     rooms = RecordingRooms(members)
     before = _suspended("implausible_share")
     settings = _settings(presence_mass_timeout_min=20, presence_mass_timeout_share=0.5)
@@ -118,6 +119,17 @@ async def test_a_sweep_that_would_time_out_most_members_is_suspended(redis):
     await _seen(redis, members[5:], seconds_ago=0)
     assert await sweeps.time_out_vanished(redis, rooms, settings) == 5  # type: ignore[arg-type]
     assert sorted(rooms.timed_out) == sorted(m.public_id for m in members[:5])
+
+
+async def test_long_silent_members_are_no_platform_fault(redis):
+    """The backlog of a janitor that was down (members silent for long, at different times)
+    is timed out, however many they are."""
+    await RoomState(redis).keeper_alive("chat-replica-1")
+    members = _members(25)
+    await _seen(redis, members, seconds_ago=60)
+    rooms = RecordingRooms(members)
+    settings = _settings(presence_mass_timeout_min=20, presence_mass_timeout_share=0.5)
+    assert await sweeps.time_out_vanished(redis, rooms, settings) == 25  # type: ignore[arg-type]
 
 
 async def test_rooms_never_times_out_a_member_whose_presence_redis_lost(jstack, rooms_api, jdb, redis_client):

@@ -190,3 +190,32 @@ async def test_sigterm_drains_the_consumer_before_the_janitor_exits(jstack, room
     assert await consumer_state(js, durable) == (0, 0)
     event_ids = await ended_event_ids(room_ids)
     assert all([await redis_client.exists(done_marker(durable, e)) for e in event_ids])
+
+
+async def test_a_burst_of_ended_rooms_is_cleaned_at_once_not_batch_by_batch(
+    jstack, rooms_api, redis_client, js
+):
+    """The grace period runs beside the other events: 12 ended rooms, taken 3 at a time, take
+    about one grace period to clean, where waiting out each batch's grace would take four."""
+    durable = f"janitor-{os.environ['NATS_STREAM']}-burst"
+    await existing_consumer(js, durable, ack_wait=30)
+    room_ids = await end_rooms(rooms_api, 12)
+    await all_published(js, durable, len(room_ids))
+    grace = 2.0
+    settings = {
+        **SOLO,
+        "JANITOR_CLEANUP_GRACE_SECONDS": str(grace),
+        "JANITOR_ACK_WAIT_SECONDS": "30",
+        "JANITOR_MAX_IN_FLIGHT": "3",
+    }
+    janitor = jstack.start_janitor("janitor-burst", durable, **settings)
+    try:
+        await asyncio.to_thread(jstack.wait_ready, [janitor])
+        started = asyncio.get_running_loop().time()
+        await caught_up(js, durable, timeout=30)
+        took = asyncio.get_running_loop().time() - started
+        event_ids = await ended_event_ids(room_ids)
+        assert all([await redis_client.exists(done_marker(durable, e)) for e in event_ids])
+        assert took < 3 * grace, f"the burst took {took:.1f} s: cleaned batch by batch"
+    finally:
+        jstack.runner.stop_process(janitor)

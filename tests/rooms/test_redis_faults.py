@@ -113,3 +113,23 @@ async def test_a_leave_while_redis_is_frozen_fails_fast_and_changes_nothing(own_
         again = await api.post(f"/api/v1/rooms/{room_id}/leave", headers=hdr(guest))
         assert again.status_code == 204, again.text
         assert not await _active(db, public_id)
+
+
+async def test_after_a_redis_restart_no_request_fails_on_a_stale_connection(own_redis):
+    settings = RoomsSettings(redis_url=own_redis.url, dependency_timeout_seconds=1)  # limits on
+    async with app_client(create_app(settings)) as api:
+        host = new_pid()
+        created = await api.post("/api/v1/rooms", json={"title": "Restarted"}, headers=hdr(host))
+        room_id = created.json()["room"]["id"]
+        # Every pooled connection (the API's and the rate limiter's) in use at least once.
+        first = await asyncio.gather(*(api.get(f"/api/v1/rooms/{room_id}") for _ in range(10)))
+        assert {r.status_code for r in first} == {200}
+
+        own_redis.kill()
+        own_redis.start()  # the same port, its data from the append-only file
+        after = await asyncio.gather(*(api.get(f"/api/v1/rooms/{room_id}") for _ in range(10)))
+        joined = await api.post(
+            f"/api/v1/rooms/{room_id}/join", json={"display_name": "Gleb"}, headers=hdr(new_pid())
+        )
+    assert [r.status_code for r in after] == [200] * 10, [r.text for r in after if r.status_code != 200]
+    assert joined.status_code == 201, joined.text

@@ -70,12 +70,15 @@ end
 # ARGV: id, score, member, min_score, max_count, ttl_ms, channel, event id or '', max_bytes,
 #       envelope...
 # Returns {1} written, {0, head} id not above the head (retry with a larger id), {2} duplicate.
+# The same message again (a call retried after its connection broke, which may have run) finds
+# itself stored and answers {1} without writing or publishing anything twice.
 _APPEND = (
     _LUA_LESS
     + _LUA_BYTES
     + """
 local id = ARGV[1]
 if KEYS[4] and redis.call('SISMEMBER', KEYS[4], ARGV[8]) == 1 then return {2} end
+if redis.call('ZSCORE', KEYS[1], ARGV[3]) then return {1} end
 local head = redis.call('GET', KEYS[2])
 if head and not less(head, id) then return {0, head} end
 local total = total_bytes(KEYS[1], KEYS[3])

@@ -21,6 +21,7 @@ from nats.js.client import JetStreamContext
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
+from veche.common import tracing
 from veche.common.clients import Nats
 from veche.common.events import RoomEvent
 from veche.common.settings import CommonSettings
@@ -35,7 +36,12 @@ FAILURES = Counter(
 )
 LAG = Gauge("veche_consumer_lag", "Events in the stream not yet delivered to the consumer", ["durable"])
 
-EventHandler = Callable[[RoomEvent], Awaitable[None]]
+# A handler returns None when it is done with the event, or an awaitable of the rest of its
+# work (a second pass after a grace period, say): the consumer goes on with other events and
+# acknowledges this one when that finishes (or redelivers it when it fails); stop() waits
+# for every such rest, within drain_seconds.
+EventHandler = Callable[[RoomEvent], Awaitable[Awaitable[None] | None]]
+
 
 # Redeliveries of events this process already handled (an ack lost on the way) are acked
 # without calling the handler again; the handler's own idempotency covers other replicas.
@@ -83,6 +89,7 @@ class DurableConsumer:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._handled: OrderedDict[UUID, None] = OrderedDict()
+        self._rests: set[asyncio.Task[None]] = set()
         self._processed = PROCESSED.labels(durable)
         self._failures = FAILURES.labels(durable)
         self._lag = LAG.labels(durable)
@@ -97,10 +104,15 @@ class DurableConsumer:
         if self._task is None:
             return
         try:
-            await asyncio.wait_for(asyncio.shield(self._task), self.drain_seconds)
+            async with asyncio.timeout(self.drain_seconds):
+                await asyncio.shield(self._task)
+                # The rests of events in hand (their handlers' later work), then their acks.
+                while self._rests:
+                    await asyncio.gather(*list(self._rests), return_exceptions=True)
         except TimeoutError:
             log.warning("consumer %s did not drain in %.0fs; cancelling", self.durable, self.drain_seconds)
-            self._task.cancel()
+            for task in [self._task, *self._rests]:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
 
@@ -221,30 +233,62 @@ class DurableConsumer:
         if event.event_id in self._handled:
             await self._ack(msg)
             return
+        attributes = {
+            "messaging.system": "nats",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": msg.subject,
+            "messaging.consumer.group.name": self.durable,
+            "messaging.message.id": str(event.event_id),
+        }
+        try:
+            # A CONSUMER span, child of the publish (and so of the request that wrote the
+            # event), when tracing is on; nothing otherwise.
+            with tracing.consumer_span(f"{event.type} process", msg.headers, attributes):
+                async with asyncio.timeout(self.ack_wait * 0.8):
+                    rest = await self.handler(event)
+        except Exception as exc:  # noqa: BLE001 - any failure means: try again later
+            await self._failed(msg, event, exc)
+            return
+        if rest is not None:
+            task = asyncio.create_task(self._finish(msg, event, rest), name=f"consumer-{self.durable}-rest")
+            self._rests.add(task)
+            task.add_done_callback(self._rests.discard)
+            return
+        await self._done(msg, event)
+
+    async def _finish(self, msg: Msg, event: RoomEvent, rest: Awaitable[None]) -> None:
         try:
             async with asyncio.timeout(self.ack_wait * 0.8):
-                await self.handler(event)
-        except Exception as exc:  # noqa: BLE001 - any failure means: try again later
-            self._failures.inc()
-            deliveries = msg.metadata.num_delivered
-            delay = retry_delay(deliveries, self.retry_base_seconds, self.retry_max_seconds)
-            # The first failure and every tenth: a long outage should not flood the log.
-            level = logging.WARNING if deliveries == 1 or deliveries % 10 == 0 else logging.DEBUG
-            log.log(
-                level,
-                "consumer %s: %s of room %s failed (%s, delivery %d); retrying in %.1fs",
-                self.durable,
-                event.type,
-                event.room_id,
-                type(exc).__name__,
-                deliveries,
-                delay,
-            )
-            await msg.nak(delay=delay)
+                await rest
+        except Exception as exc:  # noqa: BLE001 - redelivered later, like any failure
+            with contextlib.suppress(Exception):
+                await self._failed(msg, event, exc)
             return
+        with contextlib.suppress(Exception):  # a lost ack: redelivered, and handled idempotently
+            await self._done(msg, event)
+
+    async def _done(self, msg: Msg, event: RoomEvent) -> None:
         self._remember(event.event_id)
         await self._ack(msg)
         self._processed.inc()
+
+    async def _failed(self, msg: Msg, event: RoomEvent, exc: Exception) -> None:
+        self._failures.inc()
+        deliveries = msg.metadata.num_delivered
+        delay = retry_delay(deliveries, self.retry_base_seconds, self.retry_max_seconds)
+        # The first failure and every tenth: a long outage should not flood the log.
+        level = logging.WARNING if deliveries == 1 or deliveries % 10 == 0 else logging.DEBUG
+        log.log(
+            level,
+            "consumer %s: %s of room %s failed (%s, delivery %d); retrying in %.1fs",
+            self.durable,
+            event.type,
+            event.room_id,
+            type(exc).__name__,
+            deliveries,
+            delay,
+        )
+        await msg.nak(delay=delay)
 
     @staticmethod
     async def _ack(msg: Msg) -> None:

@@ -6,6 +6,7 @@ the caller gets `429 rate_limited` with `Retry-After` in whole seconds."""
 import math
 import re
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 from limits import RateLimitItem, parse
@@ -13,6 +14,7 @@ from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from veche.common.clients import redis_retry
 from veche.common.errors import RateLimited, Unavailable, is_dependency_error, send_problem
 from veche.common.settings import CommonSettings
 
@@ -41,12 +43,15 @@ def _cluster_storage_uri(seeds: list[str]) -> str:
 class RateLimits:
     def __init__(self, settings: CommonSettings) -> None:
         self.settings = settings
+        # Typed loosely by `limits`; passed on to the redis-py client.
+        retry: dict[str, Any] = {"retry": redis_retry()}
         if settings.redis_cluster_seeds:
             storage: RedisStorage | RedisClusterStorage = RedisClusterStorage(
                 _cluster_storage_uri(settings.redis_cluster_seeds),
                 implementation="redispy",
                 key_prefix=RATE_KEY_PREFIX,
                 socket_timeout=settings.dependency_timeout_seconds,
+                **retry,
             )
         else:
             storage = RedisStorage(
@@ -54,6 +59,7 @@ class RateLimits:
                 implementation="redispy",
                 key_prefix=RATE_KEY_PREFIX,
                 socket_timeout=settings.dependency_timeout_seconds,
+                **retry,
             )
         self.storage = storage
         self.limiter = MovingWindowRateLimiter(storage)

@@ -39,8 +39,10 @@ class RoomEndedCleanup:
     Events are published right after rooms commits, so chat may still be writing a room's last
     system message, and rooms its last cache entry, when room.ended arrives: the keys are
     deleted at once and again after a grace period, and the event is acknowledged only after
-    the second pass. A janitor that dies in between gets the event redelivered (to itself or
-    another replica), which does both again."""
+    the second pass. The handler returns after the first pass with the second one as the rest
+    of its work (DurableConsumer acknowledges when that finishes), so a burst of ended rooms
+    is cleaned at once, not batch by batch behind each grace period. A janitor that dies in
+    between gets the event redelivered (to itself or another replica), which does both again."""
 
     def __init__(
         self,
@@ -56,15 +58,15 @@ class RoomEndedCleanup:
         self.durable = durable
         self.grace_seconds = grace_seconds
 
-    async def __call__(self, event: RoomEvent) -> None:
+    async def __call__(self, event: RoomEvent) -> Awaitable[None] | None:
         if event.type != "room.ended":
             EVENTS_PROCESSED.labels("ignored").inc()
-            return
+            return None
         done = event_done_key(self.durable, event.event_id)
         try:
             if await self.redis.exists(done):
                 EVENTS_PROCESSED.labels("duplicate").inc()
-                return
+                return None
             if self.has_ended is not None and not await self.has_ended(event.room_id):
                 EVENTS_PROCESSED.labels("refused").inc()
                 log.warning(
@@ -72,9 +74,18 @@ class RoomEndedCleanup:
                     event.room_id,
                     extra={"fields": {"event_id": str(event.event_id)}},
                 )
-                return
+                return None
             extra = self.extra_keys(event.room_id)
             first = await delete_room_keys(self.redis, event.room_id, extra)
+        except Exception:
+            EVENT_FAILURES.inc()
+            raise
+        # The second pass after the grace, while the consumer goes on with other events; the
+        # event is acknowledged when it is done.
+        return self._second_pass(event, extra, done, first)
+
+    async def _second_pass(self, event: RoomEvent, extra: list[str], done: str, first: int) -> None:
+        try:
             await asyncio.sleep(self.grace_seconds)
             late = await delete_room_keys(self.redis, event.room_id, extra)
             await self.redis.set(done, "1", ex=EVENT_DONE_TTL_SECONDS)

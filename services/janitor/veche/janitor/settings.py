@@ -14,8 +14,9 @@ class JanitorSettings(PresenceSettings, RetentionSettings):
     # How often each sweep (expiry, vanished members, retention) runs.
     janitor_sweep_interval_seconds: float = 10.0
 
-    # A time-out sweep that would time out more than this share of its candidates (and at
-    # least PRESENCE_MASS_TIMEOUT_MIN of them) is skipped and logged as a platform fault.
+    # A time-out sweep is skipped and logged as a platform fault when more members fell silent
+    # within the last PRESENCE_TIMEOUT_SECONDS than this share of them and those still alive
+    # (and at least PRESENCE_MASS_TIMEOUT_MIN of them).
     presence_mass_timeout_share: float = 0.5
     # The fewest time-outs in one sweep that the share above applies to.
     presence_mass_timeout_min: int = 20

@@ -107,10 +107,11 @@ async def expire_empty_rooms(redis: aioredis.Redis, rooms: RoomsClient, settings
 
 async def _idle_among(
     redis: aioredis.Redis, members: list[tuple[UUID, UUID]], idle_since_ms: int
-) -> list[tuple[UUID, UUID]]:
-    """The (member, room) pairs whose last sign of life in Redis is older than idle_since_ms.
-    A member with no sign recorded at all is not idle but unknown (Redis lost its data): it is
-    seeded as seen now, and times out one presence timeout later if it really is gone."""
+) -> tuple[list[tuple[tuple[UUID, UUID], int]], int]:
+    """The (member, room) pairs whose last sign of life in Redis is older than idle_since_ms,
+    each with that sign's time, and how many of `members` showed life since. A member with no
+    sign recorded at all is not idle but unknown (Redis lost its data): it is seeded as seen
+    now, and times out one presence timeout later if it really is gone."""
     state = RoomState(redis)
     scores = await state.last_seen_many([(room_id, public_id) for public_id, room_id in members])
     unknown = [
@@ -121,11 +122,13 @@ async def _idle_among(
     if unknown:
         await state.seed_presence(unknown)
         PRESENCE_SEEDED.inc(len(unknown))
-    return [
-        member
+    idle = [
+        (member, score)
         for member, score in zip(members, scores, strict=True)
         if score is not None and score < idle_since_ms
     ]
+    alive = sum(1 for score in scores if score is not None and score >= idle_since_ms)
+    return idle, alive
 
 
 async def _presence_is_kept(redis: aioredis.Redis, settings: JanitorSettings) -> bool:
@@ -141,9 +144,10 @@ async def time_out_vanished(redis: aioredis.Redis, rooms: RoomsClient, settings:
     no request or chat-socket heartbeat for PRESENCE_TIMEOUT_SECONDS; returns how many.
 
     An infrastructure failure must never look like everyone leaving, so nobody is timed out
-    while no chat replica keeps presence, nor when a sweep would time out an implausible share
-    of its candidates (PRESENCE_MASS_TIMEOUT_SHARE of them, and at least
-    PRESENCE_MASS_TIMEOUT_MIN): the sweep is skipped, counted and logged as an error."""
+    while no chat replica keeps presence, nor when an implausible share of the members fell
+    silent together (more than PRESENCE_MASS_TIMEOUT_SHARE of those who fell silent within the
+    last timeout and those still alive, and at least PRESENCE_MASS_TIMEOUT_MIN): the sweep is
+    skipped, counted and logged as an error."""
     if not await _presence_is_kept(redis, settings):
         TIMEOUTS_SUSPENDED.labels("no_presence_keeper").inc()
         log.error("no chat replica keeps presence: member time-outs suspended")
@@ -151,8 +155,8 @@ async def time_out_vanished(redis: aioredis.Redis, rooms: RoomsClient, settings:
     idle_since_ms = int((time.time() - settings.presence_timeout_seconds) * 1000)
     cutoff = datetime.fromtimestamp(idle_since_ms / 1000, tz=UTC)
     after: tuple[datetime, UUID] | None = None
-    candidates = 0
-    idle: list[tuple[UUID, UUID]] = []
+    alive = 0
+    idle: list[tuple[tuple[UUID, UUID], int]] = []
     while True:
         # Every candidate is looked at, page by page: the oldest members are most often
         # alive, and must not hide the vanished ones behind a LIMIT.
@@ -160,25 +164,34 @@ async def time_out_vanished(redis: aioredis.Redis, rooms: RoomsClient, settings:
         if not page:
             break
         after = (page[-1].joined_at, page[-1].public_id)
-        candidates += len(page)
-        idle += await _idle_among(redis, [(m.public_id, m.room_id) for m in page], idle_since_ms)
+        page_idle, page_alive = await _idle_among(
+            redis, [(m.public_id, m.room_id) for m in page], idle_since_ms
+        )
+        idle += page_idle
+        alive += page_alive
         if len(page) < settings.janitor_sweep_batch:
             break
-    if (
-        len(idle) >= settings.presence_mass_timeout_min
-        and len(idle) > settings.presence_mass_timeout_share * candidates
+    # A platform fault silences many members at once: those who fell silent within the last
+    # timeout, set against those still alive. (Members silent for long, the backlog of a
+    # janitor that was down, are ordinary leavers.)
+    window_ms = int(settings.presence_timeout_seconds * 1000)
+    newly = sum(1 for _, seen in idle if seen >= idle_since_ms - window_ms)
+    if newly >= settings.presence_mass_timeout_min and newly > settings.presence_mass_timeout_share * (
+        newly + alive
     ):
         TIMEOUTS_SUSPENDED.labels("implausible_share").inc()
         log.error(
-            "a sweep would time out %d of %d candidates: suspended as a platform fault",
-            len(idle),
-            candidates,
+            "a sweep would time out %d members who fell silent together (%d alive): "
+            "suspended as a platform fault",
+            newly,
+            alive,
         )
         return 0
     timed_out = 0
-    async with claimed(redis, "timeout", [public_id for public_id, _ in idle]) as mine:
+    members = [member for member, _ in idle]
+    async with claimed(redis, "timeout", [public_id for public_id, _ in members]) as mine:
         timed_out += await _bounded(
-            [(public_id, room_id) for public_id, room_id in idle if public_id in mine],
+            [(public_id, room_id) for public_id, room_id in members if public_id in mine],
             lambda member: rooms.time_out(member[1], member[0], idle_since_ms),
             settings.janitor_sweep_concurrency,
         )
