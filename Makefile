@@ -11,14 +11,24 @@ export UV_PYTHON_DOWNLOADS := never
 # 1.13.5 is the newest release that `go install` can build from the Go module proxy: later
 # ones replace pion modules with forks the proxy does not serve.
 LIVEKIT_VERSION := 1.13.5
+# kustomize, built from its Go module into .bin/ for `make lint`'s check of deploy/k8s. 5.8.2 is
+# the newest release Go 1.26 builds (5.8.3 asks for Go 1.27).
+KUSTOMIZE_VERSION := 5.8.2
+# Docker Compose v2, built from its Go module for `make lint`'s check of deploy/compose*.yaml:
+# 2.40.3 is the last release of the /v2 module.
+COMPOSE_VERSION := 2.40.3
 BIN := $(CURDIR)/.bin
 
-.PHONY: install livekit run test unit lint fmt bench fuzz clean
+.PHONY: install livekit kustomize run test unit lint fmt bench fuzz clean
 
-install: $(VENV)/.installed livekit
+install: $(VENV)/.installed livekit kustomize
+	@deploy/local/install-compose.sh $(COMPOSE_VERSION) $(BIN)
 
 livekit:
 	@deploy/local/install-livekit.sh $(LIVEKIT_VERSION) $(BIN)
+
+kustomize:
+	@deploy/local/install-kustomize.sh $(KUSTOMIZE_VERSION) $(BIN)
 
 $(UV):
 	$(PYTHON) -m venv .bin/uv
@@ -47,6 +57,8 @@ lint: install
 	cd web && node_modules/.bin/eslint . && node_modules/.bin/tsc -p tsconfig.json
 	$(PY) -m veche.local.settings_doc --check
 	$(PY) deploy/traefik/generate.py --check
+	$(PY) -m veche.local.check_k8s --kustomize $(BIN)/kustomize
+	$(PY) -m veche.local.check_compose --compose $(BIN)/docker-compose
 	$(VENV)/bin/mypy -p veche.common -p veche.rooms -p veche.chat -p veche.janitor -p veche.media_token -p veche.gateway -p veche.local
 
 fmt: install

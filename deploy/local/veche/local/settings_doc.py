@@ -38,6 +38,19 @@ OTHER = [
         "Proxies in front of Traefik whose X-Forwarded-For it keeps (comma-separated).",
     ),
     ("GATEWAY_RATE_AVERAGE / GATEWAY_RATE_BURST", "100 / 200", "gateway", "Traefik's per-address limit."),
+    (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "unset",
+        "gateway",
+        "Traefik's tracing, rendered into its static configuration (spans to <it>/v1/traces).",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "unset",
+        "all, gateway",
+        "The full OTLP/HTTP traces URL when it is not OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces "
+        "(only while OTEL_EXPORTER_OTLP_ENDPOINT is set).",
+    ),
     ("WEB_HOST / WEB_PORT", "127.0.0.1 / 8005", "web", "Where web/server.py listens."),
     (
         "LIVEKIT_PUBLIC_URL",

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from veche.gateway.config import GatewayConfig, render
+from veche.gateway.config import GatewayConfig, otlp_traces_endpoint, render
 
 # The checkout (this package is installed from it, editable, by `make install`).
 ROOT = Path(__file__).resolve().parents[4]
@@ -167,6 +167,7 @@ class Stack:
         cfg.trusted_proxies = [p.strip() for p in env.get("TRUSTED_PROXIES", "").split(",") if p.strip()]
         cfg.rate_average = int(env.get("GATEWAY_RATE_AVERAGE", cfg.rate_average))
         cfg.rate_burst = int(env.get("GATEWAY_RATE_BURST", cfg.rate_burst))
+        cfg.otlp_traces_endpoint = otlp_traces_endpoint(env)
         static = render(cfg, self.run_dir / "gateway")
         specs.append(Process("gateway", [bin_path("traefik"), "--configFile", str(static)], None, env))
         return specs

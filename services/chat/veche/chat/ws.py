@@ -11,12 +11,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import MutableMapping
 from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, WebSocket
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
@@ -36,7 +37,7 @@ from veche.common.errors import (
 )
 from veche.common.events import PublicParticipant
 from veche.common.identity import HEADER
-from veche.common.ids import parse_uuid7
+from veche.common.ids import parse_uuid7, timestamp_ms
 from veche.common.web import peer_client_ip
 
 log = logging.getLogger("veche.chat.ws")
@@ -45,6 +46,12 @@ router = APIRouter()
 
 OPEN_SOCKETS = Gauge("veche_chat_sockets", "Open chat WebSockets on this replica")
 SOCKET_CLOSES = Counter("veche_chat_socket_closes_total", "Server-side socket closes", ["code"])
+DELIVERY = Histogram(
+    "veche_chat_delivery_seconds",
+    "From a message's creation (the time in its UUIDv7 id) to its message.created frame written "
+    "to a socket, live frames only (not the replay)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
 
 REPLAY_PAGE = 200
 
@@ -65,6 +72,17 @@ def _close_code_of(exc: BaseException) -> int:
     if isinstance(exc, NotAParticipant):
         return frames.CLOSE_NOT_PARTICIPANT
     return frames.CLOSE_UNAVAILABLE
+
+
+def _observe_delivery(message_id: str) -> None:
+    """The delivery latency of a live message.created frame just written: now minus the
+    message's creation ms (another replica's clock, or an id made after a later one, may put
+    that a little ahead of ours: never below zero)."""
+    try:
+        created_ms = timestamp_ms(UUID(message_id))
+    except ValueError:
+        return
+    DELIVERY.observe(max(time.time() - created_ms / 1000, 0.0))
 
 
 class ChatSocket:
@@ -132,6 +150,8 @@ class ChatSocket:
                     continue  # the replay already sent it
                 assert item.text is not None
                 await self.websocket.send_text(item.text)
+                if item.message_id is not None:
+                    _observe_delivery(item.message_id)
         except (WebSocketDisconnect, RuntimeError):
             # The client went away, or the server closed the socket under us (uvicorn answers
             # a send after its own close, e.g. a keepalive timeout, with a RuntimeError).

@@ -117,9 +117,13 @@ def service_app(
 ) -> FastAPI:
     """A service app (veche.common.web.create_app: middleware, problems, probes) whose lifespan
     runs `setup(app, resources)` and keeps what it returns as `app.state.ctx`."""
+    from veche.common import tracing
     from veche.common.web import create_app
 
     setup_logging(settings.service_name, settings.log_level)
+    # Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set; before the lifespan, so that the clients
+    # it opens are traced too.
+    tracing.setup(service, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -133,4 +137,6 @@ def service_app(
         resources: Resources | None = getattr(app.state, "resources", None)
         return dict(resources.checks) if resources is not None else {}
 
-    return create_app(service=service, settings=settings, lifespan=lifespan, readiness=readiness, title=title)
+    app = create_app(service=service, settings=settings, lifespan=lifespan, readiness=readiness, title=title)
+    tracing.instrument_app(app)
+    return app

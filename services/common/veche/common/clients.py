@@ -15,6 +15,9 @@ import nats.js.errors
 import redis.asyncio as aioredis
 from nats.aio.client import Client as NatsClient
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from veche.common.settings import CommonSettings, PostgresSettings
 
@@ -27,11 +30,17 @@ log = logging.getLogger("veche.clients")
 
 def create_engine(settings: PostgresSettings) -> "AsyncEngine":
     # Imported here: only rooms and the janitor talk to PostgreSQL (and depend on SQLAlchemy).
+    from veche.common import pgmetrics, tracing
+
+    # Before the import: tracing wraps create_async_engine itself (nothing while it is off).
+    tracing.instrument_sqlalchemy()
     from sqlalchemy.ext.asyncio import create_async_engine
 
     timeout = settings.dependency_timeout_seconds
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
+        # The pool's connections in use and waiting callers are metrics (veche.common.pgmetrics).
+        poolclass=pgmetrics.MeteredPool,
         pool_size=10,
         max_overflow=10,
         pool_timeout=timeout,
@@ -39,6 +48,16 @@ def create_engine(settings: PostgresSettings) -> "AsyncEngine":
         hide_parameters=True,
         connect_args={"timeout": timeout, "command_timeout": settings.request_timeout_seconds},
     )
+    pgmetrics.watch(engine.sync_engine)
+    return engine
+
+
+def redis_retry() -> Retry:
+    """One more try, after 50-100 ms, of a call whose connection broke: after a Redis restart
+    every pooled connection is stale, and each would otherwise fail one request. Only
+    connection errors: a timeout is not retried (it would double the wait on a frozen Redis),
+    and writes that may run twice (chat's append) are idempotent by their ids."""
+    return Retry(ExponentialBackoff(cap=0.1, base=0.05), 1, supported_errors=(RedisConnectionError,))
 
 
 def create_redis(settings: CommonSettings) -> aioredis.Redis:
@@ -48,6 +67,7 @@ def create_redis(settings: CommonSettings) -> aioredis.Redis:
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "health_check_interval": 15,
+        "retry": redis_retry(),
     }
     if settings.redis_cluster_seeds:
         return create_redis_cluster(settings.redis_cluster_seeds, **options)  # type: ignore[return-value]

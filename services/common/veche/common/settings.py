@@ -77,6 +77,11 @@ class CommonSettings(BaseSettings):
     # Lifetime of a room's membership hash in Redis (rebuilt from PostgreSQL when missing).
     participants_ttl_seconds: int = 21600
 
+    # OpenTelemetry tracing: the OTLP/HTTP endpoint of a collector (http://collector:4318);
+    # spans go to <it>/v1/traces. Unset: tracing is off. The SDK's other OTEL_* variables
+    # (OTEL_TRACES_SAMPLER, OTEL_EXPORTER_OTLP_HEADERS, …) apply as usual.
+    otel_exporter_otlp_endpoint: str | None = None
+
     @property
     def redis_cluster_seeds(self) -> list[str]:
         """REDIS_CLUSTER_URL split into its seed URLs (empty without a cluster)."""

@@ -57,3 +57,6 @@ class OutboxEvent(Base):
     payload: Mapped[dict[str, object]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The W3C trace headers of the request that wrote the event (migration 0003); NULL while
+    # tracing is off. Kept apart from `payload`, which is the published event exactly.
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(JSONB)

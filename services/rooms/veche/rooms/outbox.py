@@ -25,10 +25,12 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from nats.js.client import JetStreamContext
 from prometheus_client import Counter, Gauge
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from veche.common import tracing
 from veche.common.clients import Nats
 from veche.common.timefmt import utcnow
 from veche.rooms import repository as repo
@@ -41,6 +43,11 @@ PUBLISHED = Counter("veche_outbox_published_total", "Events published to JetStre
 PUBLISH_FAILURES = Counter("veche_outbox_publish_failures_total", "Failed publish attempts")
 PENDING = Gauge("veche_outbox_pending", "Events claimed but not yet published in the last pass")
 LEADING = Gauge("veche_outbox_leading", "1 while this process is the one relay that publishes")
+OLDEST_UNPUBLISHED = Gauge(
+    "veche_outbox_oldest_unpublished_seconds",
+    "Age of the oldest event in the outbox not yet published (0 when none); every rooms process "
+    "measures it, leading or not",
+)
 
 PUBLISHED_RETENTION = timedelta(days=1)
 # The advisory lock whose holder is the relay (one per database).
@@ -56,6 +63,7 @@ class OutboxRelay:
         self.settings = settings
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._backlog_task: asyncio.Task[None] | None = None
         self._passes = 0
         self._stopping = False
         self.leading = False
@@ -65,13 +73,15 @@ class OutboxRelay:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        self._backlog_task = asyncio.create_task(self._measure_backlog(), name="outbox-backlog")
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._backlog_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def _nats_up(self) -> bool:
         return self.nats.client is not None and self.nats.client.is_connected
@@ -96,6 +106,26 @@ class OutboxRelay:
                 log.warning("outbox relay: %s", type(exc).__name__)
             # Standing by: another replica leads, or PostgreSQL or NATS is away.
             await asyncio.sleep(self.settings.outbox_poll_seconds)
+
+    async def _measure_backlog(self) -> None:
+        """Every few seconds, on every replica: the age of the oldest unpublished event (through
+        the partial index on unpublished rows). It grows while NATS is away or no relay leads;
+        while PostgreSQL is away the gauge keeps its last value."""
+        interval = max(self.settings.outbox_poll_seconds * 5, 1.0)
+        query = text(
+            "SELECT COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - (SELECT created_at FROM outbox"
+            " WHERE published_at IS NULL ORDER BY seq LIMIT 1)), 0)"
+        )
+        while not self._stopping:
+            try:
+                async with self.engine.connect() as conn:
+                    age = await conn.scalar(query)
+                OLDEST_UNPUBLISHED.set(max(float(age or 0), 0.0))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a metric is not worth failing for
+                log.debug("outbox backlog not measured: %s", type(exc).__name__)
+            await asyncio.sleep(interval)
 
     async def _lead(self) -> None:
         """Takes the relay lock if it is free and publishes until the lock, PostgreSQL or NATS
@@ -152,12 +182,7 @@ class OutboxRelay:
             now = utcnow()
             for event in events:
                 try:
-                    await js.publish(
-                        event.subject,
-                        json.dumps(event.payload, ensure_ascii=False).encode(),
-                        timeout=2,
-                        headers={"Nats-Msg-Id": str(event.event_id)},
-                    )
+                    await self._publish(js, event)
                 except Exception as exc:  # noqa: BLE001
                     # What went out stays marked (the commit below keeps it); the rest stays
                     # pending, in order, for the next pass.
@@ -169,6 +194,26 @@ class OutboxRelay:
         if failure is not None:
             raise failure
         return published
+
+    @staticmethod
+    async def _publish(js: JetStreamContext, event: OutboxEvent) -> None:
+        """One event, with the trace context of the request that wrote it (`traceparent`, from
+        a PRODUCER span while tracing is on) beside its Nats-Msg-Id."""
+        attributes = {
+            "messaging.system": "nats",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": event.subject,
+            "messaging.message.id": str(event.event_id),
+        }
+        with tracing.producer_span(
+            f"{event.payload.get('type', 'event')} publish", event.trace_context, attributes
+        ) as trace_headers:
+            await js.publish(
+                event.subject,
+                json.dumps(event.payload, ensure_ascii=False).encode(),
+                timeout=2,
+                headers={**trace_headers, "Nats-Msg-Id": str(event.event_id)},
+            )
 
     async def _prune(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         async with sessions() as session, session.begin():

@@ -6,6 +6,7 @@ from uuid import UUID
 from sqlalchemy import delete, func, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from veche.common import tracing
 from veche.common.events import RoomEvent, event_subject
 from veche.rooms.models import Membership, OutboxEvent, Room
 
@@ -98,13 +99,17 @@ async def room_by_livekit_name(session: AsyncSession, name: str) -> Room | None:
 def add_event(session: AsyncSession, prefix: str, event: RoomEvent) -> None:
     import json
 
-    session.add(
-        OutboxEvent(
-            event_id=event.event_id,
-            subject=event_subject(prefix, event.room_id, event.type),
-            payload=json.loads(event.to_json()),
-        )
+    row = OutboxEvent(
+        event_id=event.event_id,
+        subject=event_subject(prefix, event.room_id, event.type),
+        payload=json.loads(event.to_json()),
     )
+    # The context of the request writing the event, so the relay's publish joins its trace.
+    # NULL while tracing is off.
+    trace_context = tracing.current_context()
+    if trace_context is not None:
+        row.trace_context = trace_context
+    session.add(row)
 
 
 async def unpublished_events(session: AsyncSession, batch: int) -> list[OutboxEvent]:
