@@ -21,7 +21,7 @@ from tests.support import hdr, new_pid
 
 pytestmark = pytest.mark.e2e
 
-PARTICIPANT_KEYS = {"id", "display_name", "role", "joined_at", "livekit_sid"}
+PARTICIPANT_KEYS = {"id", "display_name", "role", "joined_at", "livekit_sid", "hand_raised_at"}
 
 
 @pytest.fixture

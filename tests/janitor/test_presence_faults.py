@@ -48,8 +48,15 @@ async def redis(monkeypatch: pytest.MonkeyPatch, redis_client) -> AsyncIterator[
     # A keepers set of this test's own: the chat replicas of other tests keep theirs.
     name = f"presence:{{keepers-{uuid.uuid4().hex}}}"
     monkeypatch.setattr(keys, "presence_keepers", lambda: name)
+    monkeypatch.setattr(keys, "presence_keepers_since", lambda: f"{name}:since")
     yield redis_client
-    await redis_client.delete(name)
+    await redis_client.delete(name, f"{name}:since")
+
+
+async def _keeper(redis: aioredis.Redis, replica: str = "chat-replica-1", kept_for: float = 60) -> None:
+    """A chat replica keeping presence now, and since `kept_for` seconds."""
+    await RoomState(redis).keeper_alive(replica)
+    await redis.zadd(keys.presence_keepers_since(), {replica: int((time.time() - kept_for) * 1000)})
 
 
 def _settings(**overrides: object) -> JanitorSettings:
@@ -81,14 +88,20 @@ async def test_no_time_outs_while_no_chat_replica_keeps_presence(redis):
     assert rooms.timed_out == []
     assert _suspended("no_presence_keeper") == before + 1
 
-    # A replica keeping presence again: the silent members go.
+    # A replica that just came back does not count yet: the members' sockets may still be
+    # reconnecting to it.
     await RoomState(redis).keeper_alive("chat-replica-1")
+    assert await sweeps.time_out_vanished(redis, rooms, _settings()) == 0  # type: ignore[arg-type]
+    assert _suspended("no_presence_keeper") == before + 2
+
+    # Once it has kept presence for a whole timeout, the silent members go.
+    await _keeper(redis)
     assert await sweeps.time_out_vanished(redis, rooms, _settings()) == 3  # type: ignore[arg-type]
     assert sorted(rooms.timed_out) == sorted(m.public_id for m in members)
 
 
 async def test_missing_presence_is_seeded_as_seen_now_not_taken_for_idle(redis):
-    await RoomState(redis).keeper_alive("chat-replica-1")
+    await _keeper(redis)
     silent, lost = _members(1), _members(2)
     await _seen(redis, silent, seconds_ago=60)
     rooms = RecordingRooms(silent + lost)  # `lost`: Redis restarted without their scores
@@ -104,7 +117,7 @@ async def test_missing_presence_is_seeded_as_seen_now_not_taken_for_idle(redis):
 
 
 async def test_a_sweep_that_would_time_out_most_members_is_suspended(redis):
-    await RoomState(redis).keeper_alive("chat-replica-1")
+    await _keeper(redis)
     members = _members(25)
     # Everyone fell silent together just now: a platform fault, not 25 leaving at once.
     await _seen(redis, members, seconds_ago=4)
@@ -124,7 +137,7 @@ async def test_a_sweep_that_would_time_out_most_members_is_suspended(redis):
 async def test_long_silent_members_are_no_platform_fault(redis):
     """The backlog of a janitor that was down (members silent for long, at different times)
     is timed out, however many they are."""
-    await RoomState(redis).keeper_alive("chat-replica-1")
+    await _keeper(redis)
     members = _members(25)
     await _seen(redis, members, seconds_ago=60)
     rooms = RecordingRooms(members)

@@ -55,7 +55,8 @@ async def test_after_redis_loses_the_room_participants_and_membership_are_still_
 
     rebuilt = await redis_client.hgetall(keys.room_participants(room.id))
     assert rebuilt[keys.ROOM_STATUS_FIELD] == "active"
-    assert set(rebuilt) == {keys.ROOM_STATUS_FIELD, room.host, bob}
+    assert set(rebuilt) == {keys.ROOM_STATUS_FIELD, keys.ROOM_E2EE_FIELD, room.host, bob}
+    assert rebuilt[keys.ROOM_E2EE_FIELD] == "0"
     assert json.loads(rebuilt[bob])["display_name"] == "Bob"
     assert await redis_client.ttl(keys.room_participants(room.id)) > 0
 
@@ -69,6 +70,7 @@ async def test_membership_hash_is_written_before_join_returns_and_cleared_on_lea
         "role": "participant",
         "joined_at": bob_self["joined_at"],
         "livekit_sid": None,
+        "hand_raised_at": None,
     }
     assert 0 < await redis_client.ttl(keys.room_participants(room.id)) <= 6 * 3600
     await api.post(f"/api/v1/rooms/{room.id}/leave", headers=hdr(bob))
@@ -79,7 +81,7 @@ async def test_ending_marks_the_cached_room_ended_for_chat_and_media(api, room, 
     await room.join("Bob")
     await api.post(f"/api/v1/rooms/{room.id}/end", headers=hdr(room.host))
     cached = await redis_client.hgetall(keys.room_participants(room.id))
-    assert cached == {keys.ROOM_STATUS_FIELD: "ended"}
+    assert cached == {keys.ROOM_STATUS_FIELD: "ended", keys.ROOM_E2EE_FIELD: "0"}
 
 
 async def test_the_room_cache_is_invalidated_on_every_change(api, room, redis_client):

@@ -69,7 +69,14 @@ async def test_each_change_publishes_its_event_once_with_public_fields_and_msg_i
         assert body["room_id"] == rid
         assert body["occurred_at"].endswith("Z")
         if body["participant"] is not None:
-            assert set(body["participant"]) == {"id", "display_name", "role", "joined_at", "livekit_sid"}
+            assert set(body["participant"]) == {
+                "id",
+                "display_name",
+                "role",
+                "joined_at",
+                "livekit_sid",
+                "hand_raised_at",
+            }
         assert ("reason" in body) == (body["type"] == "participant.left")
         for secret in (host, bob, carol, dave):
             assert secret not in json.dumps(body)

@@ -15,9 +15,12 @@ ROOM_FIELDS = {
     "created_at",
     "updated_at",
     "expires_at",
+    "locked",
+    "lobby",
+    "e2ee",
 }
 SELF_FIELDS = {"id", "room_id", "participant_id", "display_name", "role", "joined_at", "left_at"}
-PUBLIC_FIELDS = {"id", "display_name", "role", "joined_at", "livekit_sid"}
+PUBLIC_FIELDS = {"id", "display_name", "role", "joined_at", "livekit_sid", "hand_raised_at"}
 
 
 def assert_problem(response, status: int, code: str) -> None:

@@ -439,10 +439,28 @@ class Fanout:
         text = dumps(frame) if frame is not None else None
         message_id = body.get("message_id")
         close = body.get("close")
+        hosts_only = bool(body.get("hosts_only"))
+        changed = _participant_of(frame)
         for socket in list(channel.sockets):
+            if changed is not None and changed.get("id") == socket.member_id and "role" in changed:
+                # The member's role as of this frame: frames of one room arrive in the order
+                # rooms committed them, so a later hosts-only frame sees the role it had then.
+                with contextlib.suppress(AttributeError):
+                    socket.role = str(changed["role"])  # type: ignore[attr-defined]
+            if hosts_only and getattr(socket, "role", None) != "host":
+                continue
             if close is not None and close.get("only") in (None, socket.member_id):
                 if close.get("only") is None and text is not None:
                     socket.deliver(Outgoing(text, message_id))
                 socket.deliver(Outgoing(close_code=int(close["code"])))
             elif text is not None:
                 socket.deliver(Outgoing(text, message_id))
+
+
+def _participant_of(frame: Any) -> dict[str, Any] | None:
+    """The participant of a participant.updated / participant.joined frame, else None."""
+    if isinstance(frame, dict) and frame.get("type") in ("participant.updated", "participant.joined"):
+        participant = frame.get("participant")
+        if isinstance(participant, dict):
+            return participant
+    return None

@@ -6,7 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from veche.chat.schemas import MessageView
-from veche.common.events import PublicParticipant
+from veche.common.events import LobbyRequestView, PublicParticipant
 
 # WebSocket close codes of docs/api.md (and RFC 6455 for the standard ones).
 CLOSE_BAD_FRAME = 4400
@@ -60,11 +60,15 @@ def envelope(
     message_id: UUID | None = None,
     close_code: int | None = None,
     close_only: UUID | None = None,
+    hosts_only: bool = False,
 ) -> str:
     """A frame for every socket of the room, optionally with a close: of the sockets of one
     member (`close_only`, who then get the close instead of the frame) or of all of them
-    (after the frame). `message_id` marks a message.created frame for replay stitching."""
+    (after the frame). `message_id` marks a message.created frame for replay stitching;
+    `hosts_only` frames reach only the sockets of members who are hosts (ChatSocket.role)."""
     body: dict[str, Any] = {"frame": frame}
+    if hosts_only:
+        body["hosts_only"] = True
     if message_id is not None:
         body["message_id"] = str(message_id)
     if close_code is not None:
@@ -94,6 +98,24 @@ def left_envelope(participant: PublicParticipant) -> str:
         participant_frame("participant.left", participant),
         close_code=CLOSE_NOT_PARTICIPANT,
         close_only=participant.id,
+    )
+
+
+def updated_participant_envelope(participant: PublicParticipant) -> str:
+    return envelope(participant_frame("participant.updated", participant))
+
+
+def room_updated_envelope(room: dict[str, Any]) -> str:
+    return envelope({"type": "room.updated", "room": room})
+
+
+def lobby_requested_envelope(request: LobbyRequestView) -> str:
+    return envelope({"type": "lobby.requested", "request": request.model_dump(mode="json")}, hosts_only=True)
+
+
+def lobby_resolved_envelope(request_id: UUID, admitted: bool) -> str:
+    return envelope(
+        {"type": "lobby.resolved", "request_id": str(request_id), "admitted": admitted}, hosts_only=True
     )
 
 

@@ -1,5 +1,6 @@
 """Shapes of the chat API (docs/api.md: Message, Field rules) and of the stored message."""
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -11,6 +12,10 @@ from veche.common.text import LINE_BREAKS, trimmed_text
 from veche.common.timefmt import Timestamp
 
 CONTENT_MAX_CHARS = 4000
+# In an end-to-end encrypted room, content is "e2ee:v1:" + base64url(iv || ciphertext), opaque
+# to the servers, and may be this long.
+E2EE_CONTENT_MAX_CHARS = 8000
+E2EE_CONTENT = re.compile(r"e2ee:v1:[A-Za-z0-9_-]+={0,2}")
 SYSTEM_DISPLAY_NAME = "System"
 
 
@@ -21,7 +26,9 @@ Content = Annotated[
     AfterValidator(
         trimmed_text(
             "content",
-            CONTENT_MAX_CHARS,
+            # The longest content of any room; the room's own rule (plain: CONTENT_MAX_CHARS,
+            # e2ee: E2EE_CONTENT) is checked once the room is known (ChatService.check_content).
+            E2EE_CONTENT_MAX_CHARS,
             allowed_controls=LINE_BREAKS,
             max_utf8_bytes=CONTENT_MAX_BYTES,
             visible=False,

@@ -13,6 +13,9 @@ from prometheus_client import Counter
 from veche.chat import frames
 from veche.chat.errors import MessageNotFound, NotAuthor
 from veche.chat.schemas import (
+    CONTENT_MAX_CHARS,
+    E2EE_CONTENT,
+    E2EE_CONTENT_MAX_CHARS,
     SYSTEM_DISPLAY_NAME,
     MessageView,
     StoredMessage,
@@ -22,7 +25,7 @@ from veche.chat.schemas import (
 )
 from veche.chat.settings import ChatSettings
 from veche.chat.store import ChatStore
-from veche.common.errors import NotAParticipant, RoomNotFound, Unavailable
+from veche.common.errors import NotAParticipant, RoomNotFound, Unavailable, ValidationFailed
 from veche.common.events import PublicParticipant, RoomEvent
 from veche.common.ids import parse_uuid7, uuid7
 from veche.common.membership import MembershipResolver
@@ -48,6 +51,8 @@ class Caller:
     member: PublicParticipant
     # The address the request came from (as the gateway saw it), for per-address limits.
     client_ip: str | None = None
+    # The room is end-to-end encrypted: user content must be E2EE_CONTENT.
+    e2ee: bool = False
 
     @property
     def is_host(self) -> bool:
@@ -62,7 +67,37 @@ _SYSTEM_EVENTS: dict[tuple[str, str | None], tuple[SystemEvent, str]] = {
     ("participant.left", None): ("left", "{name} left"),
     ("participant.left", "kicked"): ("kicked", "{name} was removed by the host"),
     ("participant.left", "timeout"): ("timed_out", "{name} left"),
+    ("participant.updated", "host_changed"): ("host_changed", "{name} is now the host"),
 }
+
+
+def _event_detail(event: RoomEvent) -> str | None:
+    if event.type == "participant.left":
+        return event.reason
+    if event.type == "participant.updated":
+        return event.change
+    return None
+
+
+def check_content(content: str, e2ee: bool) -> None:
+    """The room's rule for user content (already trimmed and checked for encoding and control
+    characters): in an e2ee room "e2ee:v1:" + base64url, at most E2EE_CONTENT_MAX_CHARS;
+    elsewhere at most CONTENT_MAX_CHARS. 422 validation_error otherwise."""
+    if e2ee:
+        if len(content) > E2EE_CONTENT_MAX_CHARS or not E2EE_CONTENT.fullmatch(content):
+            raise ValidationFailed(
+                [
+                    {
+                        "field": "content",
+                        "message": "in an end-to-end encrypted room content must be e2ee:v1: followed "
+                        f"by base64url, at most {E2EE_CONTENT_MAX_CHARS} characters",
+                    }
+                ]
+            )
+    elif len(content) > CONTENT_MAX_CHARS:
+        raise ValidationFailed(
+            [{"field": "content", "message": f"content must be at most {CONTENT_MAX_CHARS} characters"}]
+        )
 
 
 def system_message(event: RoomEvent) -> tuple[SystemInfo, str] | None:
@@ -71,7 +106,7 @@ def system_message(event: RoomEvent) -> tuple[SystemInfo, str] | None:
     participant = event.participant
     if participant is None:
         return None
-    known = _SYSTEM_EVENTS.get((event.type, event.reason if event.type == "participant.left" else None))
+    known = _SYSTEM_EVENTS.get((event.type, _event_detail(event)))
     if known is None:
         return None
     kind, template = known
@@ -105,7 +140,7 @@ class ChatService:
         if pid is None:  # pragma: no cover - require_active found no member without an id
             raise NotAParticipant("X-Participant-ID is required")
         await self.membership.state.touch(room_id, member.id)
-        return Caller(room_id, pid, member, client_ip)
+        return Caller(room_id, pid, member, client_ip, membership.e2ee)
 
     # --- history ----------------------------------------------------------------------------
 
@@ -125,7 +160,8 @@ class ChatService:
         """429 rate_limited past RATE_LIMIT_CHAT_SEND (per identity in a room, REST and
         WebSocket together; keyed on the identity, not the membership row, so leaving and
         joining again does not reset it) or past RATE_LIMIT_CHAT_SEND_ADDRESS (every identity
-        sending from one address)."""
+        sending from one address). 422 when the content breaks the room's rule (check_content)."""
+        check_content(content, caller.e2ee)
         identity = hashlib.sha256(caller.participant_id.encode()).hexdigest()[:32]
         await self.rate_limits.hit(
             "chat_send", self.settings.rate_limit_chat_send, f"{caller.room_id}:{identity}"
@@ -156,6 +192,7 @@ class ChatService:
 
     async def edit(self, caller: Caller, message_id: str, content: str) -> MessageView:
         target = self._message_id(message_id)
+        check_content(content, caller.e2ee)
         for _ in range(_ATTEMPTS):
             found = await self.store.find(caller.room_id, target)
             if found is None:
@@ -202,6 +239,10 @@ class ChatService:
                 return
             await self.store.publish_once(event.room_id, event.event_id, [frames.ended_envelope()])
             return
+        only_frames = self._frames_only(event)
+        if only_frames:
+            await self.store.publish_once(event.room_id, event.event_id, only_frames)
+            return
         participant = event.participant
         described = system_message(event)
         if participant is None or described is None:
@@ -209,6 +250,8 @@ class ChatService:
         system, text = described
         if event.type == "participant.joined":
             announced = [frames.joined_envelope(participant)]
+        elif event.type == "participant.updated":
+            announced = [frames.updated_participant_envelope(participant)]
         else:
             announced = [frames.left_envelope(participant)]
 
@@ -227,6 +270,21 @@ class ChatService:
 
         if await self._append(build, announced, event.event_id) is not None:
             MESSAGES.labels("system").inc()
+
+    @staticmethod
+    def _frames_only(event: RoomEvent) -> list[str]:
+        """The frames of an event that posts no system message (PATCH, a role or hand change
+        other than a hand-over, the lobby's, which reach hosts only); [] for the others."""
+        if event.type == "room.updated" and event.room is not None:
+            return [frames.room_updated_envelope(event.room)]
+        if event.type == "participant.updated" and event.participant is not None:
+            if event.change != "host_changed":
+                return [frames.updated_participant_envelope(event.participant)]
+        if event.type == "lobby.requested" and event.request is not None:
+            return [frames.lobby_requested_envelope(event.request)]
+        if event.type == "lobby.resolved" and event.request_id is not None:
+            return [frames.lobby_resolved_envelope(event.request_id, bool(event.admitted))]
+        return []
 
     # --- helpers ----------------------------------------------------------------------------
 

@@ -100,6 +100,9 @@ class ChatSocket:
         self.caller = caller
         self.room_id = caller.room_id
         self.member_id = str(caller.member.id)
+        # The member's role, for hosts-only frames: from the membership at admission, then
+        # from every participant.updated frame about this member (Fanout._dispatch).
+        self.role: str = caller.member.role
         self.after = after
         self.service = service
         self.settings = settings
@@ -345,6 +348,7 @@ async def chat_socket(websocket: WebSocket, room_id: str) -> None:
         except Exception as exc:
             await _close(websocket, _close_code_of(exc), close_timeout)
             return
+        socket.role = caller.member.role
         tasks = [
             asyncio.create_task(socket.write(caller.member)),
             asyncio.create_task(socket.read()),

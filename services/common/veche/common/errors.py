@@ -78,6 +78,14 @@ class Banned(Forbidden):
     code, title = "banned", "Removed from this room"
 
 
+class RoomLocked(Forbidden):
+    code, title = "room_locked", "Room is locked"
+
+
+class LobbyDenied(Forbidden):
+    code, title = "lobby_denied", "A host denied entry to this room"
+
+
 class NotFound(Problem):
     status, code, title = 404, "not_found", "Not found"
 
@@ -88,6 +96,10 @@ class RoomNotFound(NotFound):
 
 class ParticipantNotFound(NotFound):
     code, title = "participant_not_found", "Participant not found"
+
+
+class LobbyRequestNotFound(NotFound):
+    code, title = "request_not_found", "Lobby request not found"
 
 
 class MethodNotAllowed(Problem):
@@ -104,6 +116,14 @@ class RoomFull(Conflict):
 
 class RoomEnded(Conflict):
     code, title = "room_ended", "Room has ended"
+
+
+class LastHost(Conflict):
+    code, title = "last_host", "The room's only host"
+
+
+class AlreadyResolved(Conflict):
+    code, title = "already_resolved", "The lobby request was answered already"
 
 
 class PayloadTooLarge(Problem):
@@ -155,6 +175,19 @@ async def send_problem(send: Send, problem: Problem) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+# SQLSTATEs of a PostgreSQL that cannot serve right now: connection exceptions (class 08),
+# admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections.
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08",)
+_UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300"}
+
+
+def _unavailable_sqlstate(exc: object) -> bool:
+    state = getattr(exc, "sqlstate", None)
+    if not isinstance(state, str):
+        return False
+    return state in _UNAVAILABLE_SQLSTATES or state.startswith(_UNAVAILABLE_SQLSTATE_CLASSES)
+
+
 def is_dependency_error(exc: BaseException) -> bool:
     """True when the exception means PostgreSQL, Redis or NATS could not be reached in time."""
     import redis.exceptions
@@ -172,6 +205,13 @@ def is_dependency_error(exc: BaseException) -> bool:
             return True
         if isinstance(exc, sqlalchemy_exc.OperationalError | sqlalchemy_exc.TimeoutError):
             return True
+        # The server refuses or drops the connection (shutting down, starting up, too many
+        # clients): class 08 connection exceptions and 57P01-57P03, whatever class the driver
+        # wrapped them in.
+        if isinstance(exc, sqlalchemy_exc.DBAPIError) and _unavailable_sqlstate(exc.orig):
+            return True
+    if _unavailable_sqlstate(exc):
+        return True
     if isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError, OSError)):
         return True
     cause = exc.__cause__ or exc.__context__

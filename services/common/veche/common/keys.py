@@ -6,10 +6,14 @@ from uuid import UUID
 # Field of the participants hash that records the room's status, so one HMGET answers both
 # "is the room known and active" and "is this caller a member".
 ROOM_STATUS_FIELD = "~status"
+# Field of the participants hash that records whether the room is end-to-end encrypted ("1" or
+# "0"), written whenever rooms rebuilds the hash; a hash without it is asked of rooms again.
+ROOM_E2EE_FIELD = "~e2ee"
 
 
 def room_participants(room_id: UUID | str) -> str:
-    """Hash: participant_id (secret) -> JSON of the active member; plus ROOM_STATUS_FIELD."""
+    """Hash: participant_id (secret) -> JSON of the active member; plus ROOM_STATUS_FIELD and
+    ROOM_E2EE_FIELD (field names starting with `~` are never participants)."""
     return f"room:{{{room_id}}}:participants"
 
 
@@ -52,6 +56,11 @@ def presence_keepers() -> str:
     """Sorted set: chat replica id -> epoch ms of its last presence round. The janitor times
     nobody out while no replica keeps presence (chat down is not everyone leaving)."""
     return "presence:{keepers}"
+
+
+def presence_keepers_since() -> str:
+    """Sorted set: chat replica id -> epoch ms of its first presence round (same hash tag)."""
+    return "presence:{keepers}:since"
 
 
 def janitor_claim(kind: str, item: UUID | str) -> str:

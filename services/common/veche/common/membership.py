@@ -18,6 +18,7 @@ class Membership:
     room_id: UUID
     room_status: str
     member: PublicParticipant | None
+    e2ee: bool = False
 
     def require_active(self) -> PublicParticipant:
         """The caller's membership; 409 room_ended / 403 not_a_participant otherwise."""
@@ -38,11 +39,14 @@ class MembershipResolver:
 
     async def resolve(self, room_id: UUID, participant_id: UUID | str | None) -> Membership:
         pid = str(participant_id) if participant_id else None
-        status, raw = await self.state.member(room_id, pid)
-        if status is not None:
-            return Membership(room_id, status, parse_member(raw) if raw else None)
+        status, raw, e2ee = await self.state.member_and_e2ee(room_id, pid)
+        # A member's question on a hash without the e2ee flag (written by a put after Redis
+        # lost the hash) is asked of rooms, so an e2ee room is never taken for a plain one; a
+        # question about the room's status alone (no participant) needs no flag.
+        if status is not None and (e2ee is not None or pid is None):
+            return Membership(room_id, status, parse_member(raw) if raw else None, bool(e2ee))
         answer = await self.rooms.membership(room_id, pid)  # rebuilds the hash
-        return Membership(room_id, answer.room.status, answer.member)
+        return Membership(room_id, answer.room.status, answer.member, answer.room.e2ee)
 
     async def members(self, room_id: UUID) -> list[PublicParticipant]:
         """Every active member of the room from the hash (public views only)."""

@@ -30,6 +30,7 @@ class RoomSnapshot(BaseModel):
     livekit_room_name: str
     status: Literal["active", "ended"]
     max_participants: int
+    e2ee: bool = False
 
 
 class MembershipAnswer(BaseModel):

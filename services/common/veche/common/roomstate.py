@@ -43,6 +43,56 @@ def parse_member(raw: str) -> PublicParticipant:
     return PublicParticipant.model_validate(json.loads(raw))
 
 
+# The hash's members change only when the hash exists (see RoomState.put_member); the cached
+# room view is dropped either way. KEYS: participants, meta. ARGV: status, ttl, meta ttl,
+# number of (participant id, member JSON) pairs to put, the pairs, then the ids to drop.
+_CHANGE_MEMBERS = f"""
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local pairs = tonumber(ARGV[4])
+  for i = 1, pairs do
+    redis.call('HSET', KEYS[1], ARGV[3 + 2 * i], ARGV[4 + 2 * i])
+  end
+  for i = 5 + 2 * pairs, #ARGV do
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+  redis.call('HSET', KEYS[1], '{keys.ROOM_STATUS_FIELD}', ARGV[1])
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+redis.call('HINCRBY', KEYS[2], 'gen', 1)
+redis.call('HDEL', KEYS[2], 'json')
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 1
+"""
+
+
+# KEYS: keepers (replica -> last round), since (replica -> first round). ARGV: replica, now ms,
+# ttl. Replicas silent for an hour are forgotten in both.
+_KEEPER_ALIVE = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[2]) - 3600000)
+for _, replica in ipairs(gone) do
+  redis.call('ZREM', KEYS[1], replica)
+  redis.call('ZREM', KEYS[2], replica)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 1
+"""
+
+# KEYS: keepers, since. ARGV: heard since (ms), keeping since at the latest (ms or +inf).
+_LIVE_KEEPERS = """
+local count = 0
+for _, replica in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')) do
+  local first = redis.call('ZSCORE', KEYS[2], replica)
+  if ARGV[2] == '+inf' or (first and tonumber(first) <= tonumber(ARGV[2])) then
+    count = count + 1
+  end
+end
+return count
+"""
+
+
 class RoomState:
     def __init__(self, redis: aioredis.Redis, participants_ttl: int = 21600) -> None:
         self.redis = redis
@@ -60,27 +110,41 @@ class RoomState:
     async def put_member(
         self, room_id: UUID, participant_id: str, member: PublicParticipant, status: str = "active"
     ) -> None:
-        key = keys.room_participants(room_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={participant_id: member.model_dump_json(), keys.ROOM_STATUS_FIELD: status})
-            pipe.expire(key, self.participants_ttl)
-            self._invalidate(pipe, room_id)
-            await pipe.execute()
+        """Adds or updates one member in the room's hash, when the hash exists. A missing hash
+        (Redis restarted, the TTL passed) stays missing: written with this one member it would
+        make everyone else look like a stranger; the next lookup rebuilds it whole."""
+        await self._change_members(room_id, [participant_id, member.model_dump_json()], [], status)
 
     async def drop_members(self, room_id: UUID, participant_ids: list[str], status: str) -> None:
-        key = keys.room_participants(room_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            if participant_ids:
-                pipe.hdel(key, *participant_ids)
-            pipe.hset(key, keys.ROOM_STATUS_FIELD, status)
-            pipe.expire(key, self.participants_ttl)
-            self._invalidate(pipe, room_id)
-            await pipe.execute()
+        """Removes members from the room's hash (and sets its status), when the hash exists."""
+        await self._change_members(room_id, [], participant_ids, status)
 
-    async def rebuild(self, room_id: UUID, status: str, members: list[tuple[str, PublicParticipant]]) -> None:
+    async def _change_members(self, room_id: UUID, put: list[str], drop: list[str], status: str) -> None:
+        await self.redis.eval(  # type: ignore[misc]
+            _CHANGE_MEMBERS,
+            2,
+            keys.room_participants(room_id),
+            keys.room_meta(room_id),
+            status,
+            self.participants_ttl,
+            META_TTL_SECONDS * 10,
+            len(put) // 2,
+            *put,
+            *drop,
+        )
+
+    async def rebuild(
+        self,
+        room_id: UUID,
+        status: str,
+        members: list[tuple[str, PublicParticipant]],
+        e2ee: bool | None = None,
+    ) -> None:
         key = keys.room_participants(room_id)
         mapping: dict[str | bytes, str | bytes] = {pid: member.model_dump_json() for pid, member in members}
         mapping[keys.ROOM_STATUS_FIELD] = status
+        if e2ee is not None:
+            mapping[keys.ROOM_E2EE_FIELD] = "1" if e2ee else "0"
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(key)
             pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
@@ -109,6 +173,17 @@ class RoomState:
         raw = values[1] if participant_id and values[1] else None
         return status, (str(raw) if raw else None)
 
+    async def member_and_e2ee(
+        self, room_id: UUID, participant_id: str | None
+    ) -> tuple[str | None, str | None, bool | None]:
+        """member() plus the room's e2ee flag (None when the hash does not record it)."""
+        fields = [keys.ROOM_STATUS_FIELD, keys.ROOM_E2EE_FIELD] + ([participant_id] if participant_id else [])
+        values = await self.redis.hmget(keys.room_participants(room_id), fields)
+        status = str(values[0]) if values[0] is not None else None
+        e2ee = None if values[1] is None else str(values[1]) == "1"
+        raw = values[2] if participant_id and values[2] else None
+        return status, (str(raw) if raw else None), e2ee
+
     async def memberships(self, pairs: list[tuple[UUID, str]]) -> list[Membership]:
         """member() for many (room, participant secret) pairs in one round trip."""
         if not pairs:
@@ -122,7 +197,7 @@ class RoomState:
     async def members(self, room_id: UUID) -> list[PublicParticipant]:
         """Every active member of the room in the hash (public views only)."""
         raw = await self.redis.hgetall(keys.room_participants(room_id))
-        return [parse_member(str(v)) for k, v in raw.items() if k != keys.ROOM_STATUS_FIELD]
+        return [parse_member(str(v)) for k, v in raw.items() if not str(k).startswith("~")]
 
     # --- the cached public view of a room (rooms') ---------------------------------------------
 
@@ -169,17 +244,30 @@ class RoomState:
 
     async def keeper_alive(self, replica: str) -> None:
         """A chat replica that keeps presence says it is alive (see live_keepers)."""
-        stamp = now_ms()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(keys.presence_keepers(), {replica: stamp})
-            # Replicas gone for an hour are forgotten.
-            pipe.zremrangebyscore(keys.presence_keepers(), "-inf", stamp - 3_600_000)
-            pipe.expire(keys.presence_keepers(), PRESENCE_KEY_TTL_SECONDS)
-            await pipe.execute()
+        await self.redis.eval(  # type: ignore[misc]
+            _KEEPER_ALIVE,
+            2,
+            keys.presence_keepers(),
+            keys.presence_keepers_since(),
+            replica,
+            now_ms(),
+            PRESENCE_KEY_TTL_SECONDS,
+        )
 
-    async def live_keepers(self, since_ms: int) -> int:
-        """How many chat replicas kept presence since since_ms."""
-        return int(await self.redis.zcount(keys.presence_keepers(), since_ms, "+inf"))
+    async def live_keepers(self, since_ms: int, established_before_ms: int | None = None) -> int:
+        """How many chat replicas kept presence since since_ms, counting only those that have
+        been keeping it since established_before_ms when given: a replica that just (re)started
+        has not yet heard from the members whose sockets are still reconnecting."""
+        return int(
+            await self.redis.eval(  # type: ignore[misc]
+                _LIVE_KEEPERS,
+                2,
+                keys.presence_keepers(),
+                keys.presence_keepers_since(),
+                since_ms,
+                established_before_ms if established_before_ms is not None else "+inf",
+            )
+        )
 
     async def last_seen(self, room_id: UUID | str, public_id: UUID | str) -> int | None:
         """Epoch ms of the member's last sign of life, or None when none was recorded."""

@@ -312,7 +312,7 @@ def create_app(
     app.add_middleware(
         ProblemCORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["Content-Type", "X-Participant-ID", "X-Request-ID"],
         expose_headers=["X-Participant-ID", "X-Request-ID", "Retry-After", "Location"],
         max_age=600,

@@ -132,11 +132,14 @@ async def _idle_among(
 
 
 async def _presence_is_kept(redis: aioredis.Redis, settings: JanitorSettings) -> bool:
-    """Whether some chat replica kept presence lately. Chat sockets are where most signs of
-    life come from: while no replica refreshes them, silence means chat is down, not that
-    everyone left."""
+    """Whether some chat replica kept presence lately, and had kept it for a presence timeout
+    before. Chat sockets are where most signs of life come from: while no replica refreshes
+    them, silence means chat is down, not that everyone left."""
+    # Kept lately, by a replica that has kept it for a whole timeout: one that just came back
+    # after an outage has not yet heard from members whose sockets are still reconnecting.
     window_ms = int(settings.presence_timeout_seconds * 1000)
-    return await RoomState(redis).live_keepers(int(time.time() * 1000) - window_ms) > 0
+    now = int(time.time() * 1000)
+    return await RoomState(redis).live_keepers(now - window_ms, established_before_ms=now - window_ms) > 0
 
 
 async def time_out_vanished(redis: aioredis.Redis, rooms: RoomsClient, settings: JanitorSettings) -> int:

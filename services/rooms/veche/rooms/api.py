@@ -5,10 +5,12 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from livekit import api as livekit_api
 
 from veche.common.app import context
-from veche.common.errors import ParticipantNotFound, Problem, Unauthorized
+from veche.common.errors import LobbyRequestNotFound, ParticipantNotFound, Problem, Unauthorized
+from veche.common.events import PublicParticipant
 from veche.common.identity import HEADER, IdentityHeader, parse_participant_id, room_id_path
 from veche.common.internal import require_service_credential
 from veche.common.openapi import error_responses
@@ -19,14 +21,18 @@ from veche.rooms.schemas import (
     CreateRoom,
     DueRooms,
     JoinRoom,
+    LobbyList,
     MembershipCheck,
     ParticipantList,
+    RaiseHand,
     RetentionRequest,
     RoomView,
     SelfView,
     TimeoutRequest,
     UnconnectedMember,
     UnconnectedMembers,
+    UpdateRoom,
+    Waiting,
 )
 from veche.rooms.service import Caller, RoomsService, self_view
 
@@ -72,9 +78,9 @@ NewOrKnownCaller = Annotated[Caller, Depends(_caller)]
 _ERRORS = error_responses(
     {
         400: "invalid_participant_id or invalid_json",
-        403: "not_a_participant, not_host or banned",
-        404: "room_not_found or participant_not_found",
-        409: "room_full or room_ended",
+        403: "not_a_participant, not_host, banned, room_locked or lobby_denied",
+        404: "room_not_found, participant_not_found or request_not_found",
+        409: "room_full, room_ended, last_host or already_resolved",
         413: "payload_too_large",
         422: "validation_error",
         429: "rate_limited",
@@ -111,13 +117,23 @@ async def get_room(room_id: RoomId, participant_id: ParticipantId, service: Serv
     "/api/v1/rooms/{room_id}/join",
     status_code=201,
     response_model=SelfView,
-    responses={200: {"description": "already an active member", "model": SelfView}, **_ERRORS},
+    responses={
+        200: {"description": "already an active member", "model": SelfView},
+        202: {"description": "waiting in the lobby for a host", "model": Waiting},
+        **_ERRORS,
+    },
     dependencies=[_limited("join", "rate_limit_join")],
 )
 async def join_room(
     room_id: RoomId, body: JoinRoom, caller: NewOrKnownCaller, service: Service, response: Response
-) -> SelfView:
+) -> SelfView | JSONResponse:
     result = await service.join(room_id, body.display_name, caller)
+    if result.waiting is not None:
+        waiting = Waiting(request_id=result.waiting.id)
+        return JSONResponse(
+            waiting.model_dump(mode="json"), status_code=202, headers={HEADER: caller.participant_id}
+        )
+    assert result.member is not None
     response.status_code = 201 if result.created else 200
     response.headers[HEADER] = caller.participant_id
     return self_view(result.member)
@@ -160,6 +176,75 @@ async def kick_participant(
     except ValueError:
         raise ParticipantNotFound("No such participant in this room") from None
     await service.kick(room_id, participant_id, target)
+    return Response(status_code=204)
+
+
+def _public_id(raw: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise ParticipantNotFound("No such participant in this room") from None
+
+
+@router.patch("/api/v1/rooms/{room_id}", response_model=RoomView, responses=_ERRORS)
+async def update_room(
+    room_id: RoomId, body: UpdateRoom, participant_id: ParticipantId, service: Service
+) -> RoomView:
+    return await service.update(room_id, participant_id, body)
+
+
+@router.post(
+    "/api/v1/rooms/{room_id}/participants/{participant_public_id}/promote",
+    response_model=PublicParticipant,
+    responses=_ERRORS,
+)
+async def promote_participant(
+    room_id: RoomId, participant_public_id: str, participant_id: ParticipantId, service: Service
+) -> PublicParticipant:
+    return await service.set_role(room_id, participant_id, _public_id(participant_public_id), "host")
+
+
+@router.post(
+    "/api/v1/rooms/{room_id}/participants/{participant_public_id}/demote",
+    response_model=PublicParticipant,
+    responses=_ERRORS,
+)
+async def demote_participant(
+    room_id: RoomId, participant_public_id: str, participant_id: ParticipantId, service: Service
+) -> PublicParticipant:
+    return await service.set_role(room_id, participant_id, _public_id(participant_public_id), "participant")
+
+
+@router.post("/api/v1/rooms/{room_id}/hand", response_model=PublicParticipant, responses=_ERRORS)
+async def raise_hand(
+    room_id: RoomId, body: RaiseHand, participant_id: ParticipantId, service: Service
+) -> PublicParticipant:
+    return await service.raise_hand(room_id, participant_id, body.raised)
+
+
+@router.get("/api/v1/rooms/{room_id}/lobby", response_model=LobbyList, responses=_ERRORS)
+async def lobby(room_id: RoomId, participant_id: ParticipantId, service: Service) -> LobbyList:
+    return LobbyList(requests=await service.lobby(room_id, participant_id))
+
+
+def _request_id(raw: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise LobbyRequestNotFound("No such lobby request in this room") from None
+
+
+@router.post("/api/v1/rooms/{room_id}/lobby/{request_id}/admit", status_code=204, responses=_ERRORS)
+async def admit(
+    room_id: RoomId, request_id: str, participant_id: ParticipantId, service: Service
+) -> Response:
+    await service.resolve(room_id, participant_id, _request_id(request_id), admit=True)
+    return Response(status_code=204)
+
+
+@router.post("/api/v1/rooms/{room_id}/lobby/{request_id}/deny", status_code=204, responses=_ERRORS)
+async def deny(room_id: RoomId, request_id: str, participant_id: ParticipantId, service: Service) -> Response:
+    await service.resolve(room_id, participant_id, _request_id(request_id), admit=False)
     return Response(status_code=204)
 
 

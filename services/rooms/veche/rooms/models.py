@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, text
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import INET, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -28,6 +28,10 @@ class Room(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     livekit_finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Room controls (migration 0004). e2ee is set at creation and never changed.
+    locked: Mapped[bool] = mapped_column(Boolean, server_default=text("false"), default=False)
+    lobby: Mapped[bool] = mapped_column(Boolean, server_default=text("false"), default=False)
+    e2ee: Mapped[bool] = mapped_column(Boolean, server_default=text("false"), default=False)
 
 
 class Membership(Base):
@@ -46,6 +50,24 @@ class Membership(Base):
     leave_reason: Mapped[str | None] = mapped_column(String(32))
     client_ip: Mapped[str | None] = mapped_column(INET)
     user_agent: Mapped[str | None] = mapped_column(Text)
+    hand_raised_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LobbyRequest(Base):
+    """A knock on a lobby room: waiting (resolved_at NULL), admitted or denied. participant_id
+    is the knocker's secret and never leaves the service."""
+
+    __tablename__ = "lobby_requests"
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    room_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("rooms.id", ondelete="CASCADE"))
+    participant_id: Mapped[str] = mapped_column(Text)
+    display_name: Mapped[str] = mapped_column(String(255))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    admitted: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class OutboxEvent(Base):

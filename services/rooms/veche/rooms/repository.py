@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from veche.common import tracing
 from veche.common.events import RoomEvent, event_subject
-from veche.rooms.models import Membership, OutboxEvent, Room
+from veche.rooms.models import LobbyRequest, Membership, OutboxEvent, Room
 
 
 async def get_room(session: AsyncSession, room_id: UUID, *, lock: bool = False) -> Room | None:
@@ -58,6 +58,56 @@ async def history_of(session: AsyncSession, room_id: UUID, participant_id: str) 
         .order_by(Membership.joined_at.desc())
     )
     return list((await session.execute(query)).scalars())
+
+
+async def lobby_requests_of(session: AsyncSession, room_id: UUID, participant_id: str) -> list[LobbyRequest]:
+    """Every lobby request of this identity in the room, newest first."""
+    query = (
+        select(LobbyRequest)
+        .where(LobbyRequest.room_id == room_id, LobbyRequest.participant_id == participant_id)
+        .order_by(LobbyRequest.requested_at.desc(), LobbyRequest.id.desc())
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def lobby_request(session: AsyncSession, room_id: UUID, request_id: UUID) -> LobbyRequest | None:
+    query = select(LobbyRequest).where(LobbyRequest.room_id == room_id, LobbyRequest.id == request_id)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def waiting_requests(session: AsyncSession, room_id: UUID, since: datetime) -> list[LobbyRequest]:
+    """The room's unanswered requests made after `since` (older ones expired), oldest first."""
+    query = (
+        select(LobbyRequest)
+        .where(
+            LobbyRequest.room_id == room_id,
+            LobbyRequest.resolved_at.is_(None),
+            LobbyRequest.requested_at > since,
+        )
+        .order_by(LobbyRequest.requested_at, LobbyRequest.id)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def pending_admissions(session: AsyncSession, room_id: UUID, since: datetime) -> int:
+    """Identities admitted after `since` that have not joined since their admission: each
+    holds a seat until it joins or the admission is older than `since`."""
+    joined = (
+        select(Membership.id)
+        .where(
+            Membership.room_id == LobbyRequest.room_id,
+            Membership.participant_id == LobbyRequest.participant_id,
+            Membership.joined_at >= LobbyRequest.resolved_at,
+        )
+        .exists()
+    )
+    query = select(func.count()).where(
+        LobbyRequest.room_id == room_id,
+        LobbyRequest.admitted.is_(True),
+        LobbyRequest.resolved_at > since,
+        ~joined,
+    )
+    return int((await session.execute(query)).scalar_one())
 
 
 async def close_memberships(

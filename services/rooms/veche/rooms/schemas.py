@@ -4,9 +4,18 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
-from veche.common.events import PublicParticipant
+from veche.common.events import LobbyRequestView, PublicParticipant
 from veche.common.text import LINE_BREAKS, plain_text, trimmed_text
 from veche.common.timefmt import Timestamp
 
@@ -23,6 +32,38 @@ class CreateRoom(BaseModel):
     description: Description | None = None
     max_participants: MaxParticipants = 10
     display_name: DisplayName | None = None
+    locked: StrictBool = False
+    lobby: StrictBool = False
+    e2ee: StrictBool = False
+
+
+class UpdateRoom(BaseModel):
+    """PATCH body: any of these; a field left out is unchanged. `e2ee` is fixed at creation."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    title: Title | None = None
+    description: Description | None = None
+    max_participants: MaxParticipants | None = None
+    locked: StrictBool | None = None
+    lobby: StrictBool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fixed_fields(cls, data: object) -> object:
+        if isinstance(data, dict):
+            if "e2ee" in data:
+                raise ValueError("e2ee is set when the room is created and cannot be changed")
+            for name in ("title", "max_participants", "locked", "lobby"):
+                if name in data and data[name] is None:
+                    raise ValueError(f"{name} may not be null")
+        return data
+
+
+class RaiseHand(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    raised: StrictBool
 
 
 class JoinRoom(BaseModel):
@@ -42,6 +83,20 @@ class RoomView(BaseModel):
     created_at: Timestamp
     updated_at: Timestamp
     expires_at: Timestamp | None
+    locked: bool = False
+    lobby: bool = False
+    e2ee: bool = False
+
+
+class Waiting(BaseModel):
+    """A knock on a lobby room that waits for a host (202)."""
+
+    status: Literal["waiting"] = "waiting"
+    request_id: UUID
+
+
+class LobbyList(BaseModel):
+    requests: list[LobbyRequestView]
 
 
 class SelfView(BaseModel):

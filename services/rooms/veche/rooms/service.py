@@ -23,30 +23,37 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from veche.common.errors import (
+    AlreadyResolved,
     Banned,
+    LastHost,
+    LobbyDenied,
+    LobbyRequestNotFound,
     NotAParticipant,
     NotHost,
     ParticipantNotFound,
     RoomEnded,
     RoomFull,
+    RoomLocked,
     RoomNotFound,
     Unavailable,
     ValidationFailed,
     is_dependency_error,
 )
-from veche.common.events import LeaveReason, PublicParticipant, RoomEvent
+from veche.common.events import LeaveReason, LobbyRequestView, PublicParticipant, RoomEvent, UpdateKind
 from veche.common.livekit_names import livekit_room_name
 from veche.common.timefmt import utcnow
 from veche.rooms import repository as repo
 from veche.rooms.cache import RoomCache, parse_member
-from veche.rooms.models import Membership, Room
-from veche.rooms.schemas import CreateRoom, RoomView, SelfView
+from veche.rooms.models import LobbyRequest, Membership, Room
+from veche.rooms.schemas import CreateRoom, RoomView, SelfView, UpdateRoom
 from veche.rooms.settings import RoomsSettings
 
 log = logging.getLogger("veche.rooms.service")
 
 # How long a room's hash repair keeps retrying after a failed write (see _after_commit).
 REPAIR_SECONDS = 300.0
+# A lobby request nobody answered expires after this; an admission reserves a seat as long.
+LOBBY_REQUEST_TTL = timedelta(minutes=10)
 
 
 def public_view(member: Membership) -> PublicParticipant:
@@ -56,6 +63,7 @@ def public_view(member: Membership) -> PublicParticipant:
         role=member.role,  # type: ignore[arg-type]
         joined_at=member.joined_at,
         livekit_sid=member.livekit_sid,
+        hand_raised_at=member.hand_raised_at,
     )
 
 
@@ -83,6 +91,15 @@ def room_view(room: Room, participant_count: int) -> RoomView:
         created_at=room.created_at,
         updated_at=room.updated_at,
         expires_at=room.expires_at,
+        locked=room.locked,
+        lobby=room.lobby,
+        e2ee=room.e2ee,
+    )
+
+
+def lobby_view(request: LobbyRequest) -> LobbyRequestView:
+    return LobbyRequestView(
+        id=request.id, display_name=request.display_name, requested_at=request.requested_at
     )
 
 
@@ -95,8 +112,11 @@ class Caller:
 
 @dataclass
 class JoinResult:
-    member: Membership
+    """A membership (created or the active one), or the lobby request the caller waits on."""
+
+    member: Membership | None
     created: bool
+    waiting: LobbyRequest | None = None
 
 
 class RoomsService:
@@ -154,7 +174,7 @@ class RoomsService:
                         return
                     members = await repo.active_memberships(session, room_id)
                 await self.cache.rebuild(
-                    room_id, room.status, [(m.participant_id, public_view(m)) for m in members]
+                    room_id, room.status, [(m.participant_id, public_view(m)) for m in members], room.e2ee
                 )
                 await self.cache.seed_presence([(room_id, m.id) for m in members])
                 log.info("room %s: membership hash repaired", room_id)
@@ -193,6 +213,9 @@ class RoomsService:
                 status="active",
                 created_at=now,
                 updated_at=now,
+                locked=body.locked,
+                lobby=body.lobby,
+                e2ee=body.e2ee,
             )
             host = Membership(
                 id=uuid4(),
@@ -222,7 +245,9 @@ class RoomsService:
         self.on_events()
         await self._after_commit(
             room_id,
-            lambda: self.cache.rebuild(room_id, "active", [(caller.participant_id, public_view(host))]),
+            lambda: self.cache.rebuild(
+                room_id, "active", [(caller.participant_id, public_view(host))], body.e2ee
+            ),
         )
         await self._after_commit(room_id, lambda: self.cache.touch(room_id, host.id))
         return view, host
@@ -259,6 +284,8 @@ class RoomsService:
 
     async def _join(self, room_id: UUID, display_name: str, caller: Caller) -> JoinResult:
         now = utcnow()
+        waiting: LobbyRequest | None = None
+        created = False
         async with self.sessions() as session, session.begin():
             # The room row lock serialises joins of one room: the capacity check and the insert
             # below see every committed join before them.
@@ -275,37 +302,44 @@ class RoomsService:
                 if active.display_name != display_name:
                     active.display_name = display_name
                     await session.flush()
-                created = False
                 member = active
             else:
-                count = await repo.active_count(session, room_id)
-                if count >= room.max_participants:
-                    raise RoomFull(f"Room {room_id} already has {count} participants")
                 was_host = any(m.role == "host" for m in history)
-                member = Membership(
-                    id=uuid4(),
-                    room_id=room_id,
-                    participant_id=caller.participant_id,
-                    display_name=display_name,
-                    role="host" if was_host else "participant",
-                    joined_at=now,
-                    client_ip=caller.client_ip,
-                    user_agent=caller.user_agent,
-                )
-                session.add(member)
-                room.expires_at = None
-                room.updated_at = now
-                await session.flush()
-                self._emit(
-                    session,
-                    RoomEvent(
-                        type="participant.joined",
+                if room.locked and not was_host:
+                    raise RoomLocked("The room is locked: nobody new may join")
+                if room.lobby and not was_host:
+                    waiting = await self._knock(session, room, display_name, caller, now)
+                if waiting is None:
+                    count = await repo.active_count(session, room_id)
+                    if count >= room.max_participants:
+                        raise RoomFull(f"Room {room_id} already has {count} participants")
+                    member = Membership(
+                        id=uuid4(),
                         room_id=room_id,
-                        participant=public_view(member),
-                        occurred_at=now,
-                    ),
-                )
-                created = True
+                        participant_id=caller.participant_id,
+                        display_name=display_name,
+                        role="host" if was_host else "participant",
+                        joined_at=now,
+                        client_ip=caller.client_ip,
+                        user_agent=caller.user_agent,
+                    )
+                    session.add(member)
+                    room.expires_at = None
+                    room.updated_at = now
+                    await session.flush()
+                    self._emit(
+                        session,
+                        RoomEvent(
+                            type="participant.joined",
+                            room_id=room_id,
+                            participant=public_view(member),
+                            occurred_at=now,
+                        ),
+                    )
+                    created = True
+        if waiting is not None:
+            self.on_events()
+            return JoinResult(None, False, waiting)
         if created:
             self.on_events()
         await self._after_commit(
@@ -313,6 +347,53 @@ class RoomsService:
         )
         await self._after_commit(room_id, lambda: self.cache.touch(room_id, member.id))
         return JoinResult(member, created)
+
+    async def _knock(
+        self, session: AsyncSession, room: Room, display_name: str, caller: Caller, now: datetime
+    ) -> LobbyRequest | None:
+        """A join of a lobby room by someone who is not a host: None when a host admitted this
+        identity (the join goes on), else the waiting request (an earlier one still waiting, or
+        a new one, announced to the hosts); 403 lobby_denied once a host denied it. Caller
+        holds the room row lock."""
+        requests = await repo.lobby_requests_of(session, room.id, caller.participant_id)
+        if any(r.admitted for r in requests):
+            return None
+        latest = requests[0] if requests else None
+        if latest is not None and latest.admitted is False:
+            raise LobbyDenied("A host denied you entry to this room")
+        if latest is not None and latest.resolved_at is None:
+            if latest.requested_at > now - LOBBY_REQUEST_TTL:
+                if latest.display_name != display_name:
+                    latest.display_name = display_name
+                    await session.flush()
+                return latest
+            # Nobody answered in time: it expires, and this knock makes a new one.
+            latest.resolved_at = now
+            await session.flush()
+            self._emit(
+                session,
+                RoomEvent(
+                    type="lobby.resolved",
+                    room_id=room.id,
+                    request_id=latest.id,
+                    admitted=False,
+                    occurred_at=now,
+                ),
+            )
+        request = LobbyRequest(
+            id=uuid4(),
+            room_id=room.id,
+            participant_id=caller.participant_id,
+            display_name=display_name,
+            requested_at=now,
+        )
+        session.add(request)
+        await session.flush()
+        self._emit(
+            session,
+            RoomEvent(type="lobby.requested", room_id=room.id, request=lobby_view(request), occurred_at=now),
+        )
+        return request
 
     async def _closed_committed(self, room_id: UUID) -> None:
         """After a committed change that closed memberships: the cached room view is dropped
@@ -332,15 +413,17 @@ class RoomsService:
             active = next((m for m in history if m.left_at is None), None)
             if active is None:
                 return
-            await self._close(session, room, active, "left")
+            heir = await self._close(session, room, active, "left")
             await self._in_lock(self.cache.drop_members(room_id, [participant_id], room.status))
+            await self._put_in_lock(room, heir)
         await self._closed_committed(room_id)
 
     async def _close(
         self, session: AsyncSession, room: Room, member: Membership, reason: LeaveReason
-    ) -> None:
+    ) -> Membership | None:
         """Marks one membership left, emits the event, and starts the room's expiry when it
-        was the last one. Caller holds the room row lock."""
+        was the last one; when it was the last active host while others remain, hands the
+        room over (see _hand_over) and returns the new host. Caller holds the room row lock."""
         now = utcnow()
         member.left_at = now
         member.leave_reason = reason
@@ -356,9 +439,42 @@ class RoomsService:
                 occurred_at=now,
             ),
         )
-        if await repo.active_count(session, room.id) == 0:
+        remaining = await repo.active_memberships(session, room.id)
+        if not remaining:
             room.expires_at = now + timedelta(seconds=self.settings.room_empty_ttl_seconds)
             await session.flush()
+            return None
+        if member.role != "host" or any(m.role == "host" for m in remaining):
+            return None
+        return await self._hand_over(session, room, remaining[0], now)
+
+    async def _hand_over(
+        self, session: AsyncSession, room: Room, heir: Membership, now: datetime
+    ) -> Membership:
+        """The room lost its last active host: `heir` (the active member who joined first, by
+        joined_at then id) becomes host in the same transaction. Caller holds the room lock."""
+        heir.role = "host"
+        await session.flush()
+        self._emit(
+            session,
+            RoomEvent(
+                type="participant.updated",
+                room_id=room.id,
+                participant=public_view(heir),
+                change="host_changed",
+                occurred_at=now,
+            ),
+        )
+        return heir
+
+    async def _put_in_lock(self, room: Room, member: Membership | None) -> None:
+        """Writes a changed active member (a new role) to the hash while the room row is
+        locked, a failed write fails the change (nothing committed) and the hash never keeps a
+        role that was taken away."""
+        if member is not None:
+            await self._in_lock(
+                self.cache.put_member(room.id, member.participant_id, public_view(member), room.status)
+            )
 
     # --- host powers ---------------------------------------------------------------------
 
@@ -428,9 +544,185 @@ class RoomsService:
                 raise ValidationFailed(
                     [{"field": "participant_public_id", "message": "the host cannot kick itself"}]
                 )
-            await self._close(session, room, target, "kicked")
+            heir = await self._close(session, room, target, "kicked")
             await self._in_lock(self.cache.drop_members(room_id, [target.participant_id], room.status))
+            await self._put_in_lock(room, heir)
         await self._closed_committed(room_id)
+
+    # --- room controls -------------------------------------------------------------------
+
+    async def _locked_active_room(self, session: AsyncSession, room_id: UUID) -> Room:
+        room = await repo.get_room(session, room_id, lock=True)
+        if room is None:
+            raise RoomNotFound(f"Room {room_id} does not exist")
+        if room.status == "ended":
+            raise RoomEnded(f"Room {room_id} has ended")
+        return room
+
+    async def update(self, room_id: UUID, participant_id: str | None, body: UpdateRoom) -> RoomView:
+        """PATCH: a host changes any of title, description, max_participants, locked, lobby;
+        a room.updated event carries the Room after the change."""
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            room = await self._locked_active_room(session, room_id)
+            await self._require_host(session, room, participant_id)
+            count = await repo.active_count(session, room_id)
+            given = body.model_fields_set
+            if body.max_participants is not None and body.max_participants < count:
+                raise ValidationFailed(
+                    [
+                        {
+                            "field": "max_participants",
+                            "message": f"the room has {count} active participants already",
+                        }
+                    ]
+                )
+            if body.title is not None:
+                room.title = body.title
+            if "description" in given:
+                room.description = body.description
+            if body.max_participants is not None:
+                room.max_participants = body.max_participants
+            if body.locked is not None:
+                room.locked = body.locked
+            if body.lobby is not None:
+                room.lobby = body.lobby
+            room.updated_at = now
+            await session.flush()
+            view = room_view(room, count)
+            self._emit(
+                session,
+                RoomEvent(
+                    type="room.updated", room_id=room_id, room=view.model_dump(mode="json"), occurred_at=now
+                ),
+            )
+        await self._closed_committed(room_id)
+        return view
+
+    async def set_role(
+        self, room_id: UUID, participant_id: str | None, target_id: UUID, role: str
+    ) -> PublicParticipant:
+        """promote (role host) or demote (role participant) an active member; 409 last_host
+        when demoting the only active host. The hash's role changes while the room row is
+        locked: media-token reads the role from it."""
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            room = await self._locked_active_room(session, room_id)
+            await self._require_host(session, room, participant_id)
+            target = await repo.membership_by_public_id(session, room_id, target_id)
+            if target is None or target.left_at is not None:
+                raise ParticipantNotFound(f"No active participant {target_id} in this room")
+            if target.role == role:
+                return public_view(target)
+            if role == "participant":
+                hosts = [m for m in await repo.active_memberships(session, room_id) if m.role == "host"]
+                if len(hosts) <= 1:
+                    raise LastHost("The only host of the room cannot be demoted")
+            target.role = role
+            room.updated_at = now
+            await session.flush()
+            change: UpdateKind = "promoted" if role == "host" else "demoted"
+            view = public_view(target)
+            self._emit(
+                session,
+                RoomEvent(
+                    type="participant.updated",
+                    room_id=room_id,
+                    participant=view,
+                    change=change,
+                    occurred_at=now,
+                ),
+            )
+            await self._put_in_lock(room, target)
+        await self._closed_committed(room_id)
+        return view
+
+    async def raise_hand(self, room_id: UUID, participant_id: str | None, raised: bool) -> PublicParticipant:
+        """The caller raises (hand_raised_at = now, kept when already raised) or lowers its hand."""
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            await self._locked_active_room(session, room_id)
+            member = (
+                await repo.active_membership(session, room_id, participant_id) if participant_id else None
+            )
+            if member is None:
+                raise NotAParticipant("You are not in this room")
+            changed = (member.hand_raised_at is None) == raised
+            if changed:
+                member.hand_raised_at = now if raised else None
+                await session.flush()
+                self._emit(
+                    session,
+                    RoomEvent(
+                        type="participant.updated",
+                        room_id=room_id,
+                        participant=public_view(member),
+                        change="hand",
+                        occurred_at=now,
+                    ),
+                )
+            view = public_view(member)
+        if changed:
+            self.on_events()
+            await self._after_commit(
+                room_id, lambda: self.cache.put_member(room_id, member.participant_id, view)
+            )
+        return view
+
+    # --- the lobby -----------------------------------------------------------------------
+
+    async def lobby(self, room_id: UUID, participant_id: str | None) -> list[LobbyRequestView]:
+        """The waiting requests (not expired), oldest first; hosts only."""
+        async with self.sessions() as session:
+            room = await repo.get_room(session, room_id)
+            if room is None:
+                raise RoomNotFound(f"Room {room_id} does not exist")
+            await self._require_host(session, room, participant_id)
+            waiting = await repo.waiting_requests(session, room_id, utcnow() - LOBBY_REQUEST_TTL)
+        return [lobby_view(r) for r in waiting]
+
+    async def resolve(self, room_id: UUID, participant_id: str | None, request_id: UUID, admit: bool) -> None:
+        """A host admits or denies a waiting request. The room row lock serialises answers
+        (and joins): two hosts admitting one request admit it once (the second answer finds it
+        admitted and changes nothing). An admission reserves a seat: it is refused (409
+        room_full) when the active members and the admitted identities that have not joined
+        yet fill the room. Answering a request again the same way is a no-op; the other way,
+        409 already_resolved."""
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            room = await self._locked_active_room(session, room_id)
+            await self._require_host(session, room, participant_id)
+            request = await repo.lobby_request(session, room_id, request_id)
+            if request is None:
+                raise LobbyRequestNotFound(f"No lobby request {request_id} in this room")
+            if request.resolved_at is not None:
+                if request.admitted is admit:
+                    return
+                if request.admitted is None:  # expired
+                    raise LobbyRequestNotFound(f"Lobby request {request_id} expired")
+                raise AlreadyResolved("The request was answered the other way already")
+            if request.requested_at <= now - LOBBY_REQUEST_TTL:
+                raise LobbyRequestNotFound(f"Lobby request {request_id} expired")
+            if admit:
+                taken = await repo.active_count(session, room_id) + await repo.pending_admissions(
+                    session, room_id, now - LOBBY_REQUEST_TTL
+                )
+                if taken >= room.max_participants:
+                    raise RoomFull(f"Room {room_id} has no free seat ({taken} taken or promised)")
+            request.resolved_at = now
+            request.admitted = admit
+            await session.flush()
+            self._emit(
+                session,
+                RoomEvent(
+                    type="lobby.resolved",
+                    room_id=room_id,
+                    request_id=request.id,
+                    admitted=admit,
+                    occurred_at=now,
+                ),
+            )
+        self.on_events()
 
     # --- lookups for chat, media-token and the janitor -----------------------------------
 
@@ -444,7 +736,9 @@ class RoomsService:
             if room is None:
                 raise RoomNotFound(f"Room {room_id} does not exist")
             members = await repo.active_memberships(session, room_id)
-        await self.cache.rebuild(room_id, room.status, [(m.participant_id, public_view(m)) for m in members])
+        await self.cache.rebuild(
+            room_id, room.status, [(m.participant_id, public_view(m)) for m in members], room.e2ee
+        )
         mine = next((m for m in members if m.participant_id == participant_id), None)
         return room_view(room, len(members)), public_view(mine) if mine else None
 
@@ -494,8 +788,9 @@ class RoomsService:
                 return False
             if last_seen >= idle_since_ms:
                 return False
-            await self._close(session, room, member, "timeout")
+            heir = await self._close(session, room, member, "timeout")
             await self._in_lock(self.cache.drop_members(room_id, [member.participant_id], "active"))
+            await self._put_in_lock(room, heir)
         await self._closed_committed(room_id)
         return True
 
@@ -560,8 +855,9 @@ class RoomsService:
                 await self.cache.touch(room.id, member.id)
                 view = public_view(member)
             else:
-                await self._close(session, room, member, "left")
+                heir = await self._close(session, room, member, "left")
                 await self._in_lock(self.cache.drop_members(room.id, [member.participant_id], room.status))
+                await self._put_in_lock(room, heir)
         if left_the_call:
             await self._closed_committed(room.id)
         else:
