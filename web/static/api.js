@@ -67,6 +67,35 @@ export function rememberName(name) {
   if (name) store.set(NAME_KEY, name);
 }
 
+const MEMBERSHIPS_KEY = 'veche.memberships';
+const MEMBERSHIPS_KEPT = 30;
+
+function memberships() {
+  try {
+    const parsed = JSON.parse(store.get(MEMBERSHIPS_KEY) || '{}');
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? parsed : {};
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * The public id of this browser's membership in a room, as last joined or created (public ids
+ * are no secret: everyone in the room sees them). Lets pre-join tell "the room is full" from
+ * "the room is full, and one of the places is mine" without joining.
+ */
+export function rememberedMembership(roomId) {
+  const id = memberships()[String(roomId).toLowerCase()];
+  return isUuid(id) ? id : null;
+}
+
+export function rememberMembership(roomId, publicId) {
+  if (!isUuid(publicId)) return;
+  const key = String(roomId).toLowerCase();
+  const kept = Object.entries(memberships()).filter(([room]) => room !== key).slice(-(MEMBERSHIPS_KEPT - 1));
+  store.set(MEMBERSHIPS_KEY, JSON.stringify(Object.fromEntries([...kept, [key, publicId]])));
+}
+
 /** An API failure with the fields of the RFC 9457 problem body. status 0 = no answer at all. */
 export class ApiError extends Error {
   /**

@@ -253,7 +253,10 @@ export class ChatPanel {
   removeMessage(messageId) {
     const id = String(messageId || '').toLowerCase();
     this.messages.delete(id);
+    // A removed row that had the focus hands it to the message box, not to <body>.
+    const hadFocus = Boolean(this.rows.get(id)?.contains(document.activeElement));
     this.rows.get(id)?.remove();
+    if (hadFocus) this.input.focus({ preventScroll: true });
     this.rows.delete(id);
     if (this.editing === id) this.editing = null;
     this.empty.hidden = this.messages.size > 0;
@@ -300,6 +303,7 @@ export class ChatPanel {
     const old = this.rows.get(message.id);
     if (old && this.editing === message.id) return;
     const row = this.buildRow(message);
+    const focused = old?.contains(document.activeElement) ? document.activeElement : null;
     if (old) {
       old.replaceWith(row);
     } else {
@@ -312,6 +316,7 @@ export class ChatPanel {
       this.list.insertBefore(row, next);
     }
     this.rows.set(message.id, row);
+    if (focused) refocus(row, focused);
   }
 
   buildRow(message) {
@@ -427,7 +432,11 @@ export class ChatPanel {
       }
     });
     editor.addEventListener('keydown', (event) => {
-      if (event.key === 'Escape') this.cancelEdit();
+      if (event.key === 'Escape') {
+        event.preventDefault();
+        this.cancelEdit();
+        return;
+      }
       if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
         form.requestSubmit();
@@ -438,6 +447,7 @@ export class ChatPanel {
     editor.focus();
   }
 
+  /** Closes the editor; when the focus was in it, it goes back to the message's Edit button. */
   cancelEdit() {
     const id = this.editing;
     this.editing = null;
@@ -471,6 +481,19 @@ const SYSTEM_KEYS = {
   host_changed: 'system.hostChanged',
   room_ended: 'system.roomEnded',
 };
+
+/**
+ * A row was rebuilt while it had the focus (an edit saved or cancelled, an update arriving):
+ * the focus goes to the same control in the new row, else to its Edit button, else to its
+ * first button, so a keyboard user never lands back on <body>.
+ */
+function refocus(row, previous) {
+  const testid = previous instanceof HTMLElement ? previous.dataset.testid : '';
+  /** @type {HTMLElement | null} */
+  const target = (testid && row.querySelector(`[data-testid="${testid}"]`))
+    || row.querySelector('[data-testid="chat-edit"]') || row.querySelector('button');
+  target?.focus();
+}
 
 function systemText(message) {
   const key = SYSTEM_KEYS[message.system?.event];

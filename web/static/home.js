@@ -1,6 +1,6 @@
 // The home page: create a meeting, or join one by link or id.
 
-import { api, ApiError, rememberedName, rememberName } from './api.js';
+import { api, ApiError, rememberedName, rememberMembership, rememberName } from './api.js';
 import { h, mount } from './dom.js';
 import { t } from './i18n.js';
 
@@ -82,13 +82,14 @@ function createForm(navigate) {
     submit.disabled = true;
     submit.textContent = t('home.create.busy');
     try {
-      const { room } = await api.createRoom({
+      const { room, participant } = await api.createRoom({
         title: title.value,
         description: description.value.trim() || null,
         maxParticipants: Number(max.value) || 10,
         displayName: name.value,
       });
       rememberName(name.value);
+      rememberMembership(room.id, participant?.id);
       navigate(`/r/${room.id}`);
     } catch (err) {
       if (err instanceof ApiError) showFieldErrors(form, err, error);

@@ -44,16 +44,20 @@ function icon(name) {
   return h('span', { class: `icon icon-${name}`, 'aria-hidden': 'true' });
 }
 
-/** A round toggle button for mic / camera / screen. `update(on)` switches its look and label. */
-export function toggleButton({ testid, iconOn, iconOff, labelOn, labelOff, text, onclick }) {
+/**
+ * A round toggle button for mic / camera / screen. `update(on)` switches its look and state.
+ * Its accessible name (`name`) stays the same and `aria-pressed` tells the state; only the
+ * tooltip says what a click does.
+ */
+export function toggleButton({ testid, iconOn, iconOff, labelOn, labelOff, text, name, onclick }) {
   const glyph = icon(iconOn);
   const caption = h('span', { class: 'toggle-caption' }, text);
-  const button = h('button', { type: 'button', class: 'toggle', testid, onclick }, glyph, caption);
+  const button = h('button', { type: 'button', class: 'toggle', testid, onclick, 'aria-label': name || text },
+    glyph, caption);
   button.update = (on, disabled = false) => {
     button.classList.toggle('toggle-off', !on);
     button.setAttribute('aria-pressed', on ? 'true' : 'false');
     button.title = on ? labelOn : labelOff;
-    button.setAttribute('aria-label', on ? labelOn : labelOff);
     glyph.className = `icon icon-${on ? iconOn : iconOff}`;
     button.disabled = disabled;
   };
@@ -220,15 +224,16 @@ export class MediaStage {
       this.grid, this.hint, this.notice, this.audioSink);
 
     this.micButton = toggleButton({
-      testid: 'toggle-mic', iconOn: 'mic', iconOff: 'mic-off', text: t('media.mic'),
+      testid: 'toggle-mic', iconOn: 'mic', iconOff: 'mic-off', text: t('media.mic'), name: t('media.mic.name'),
       labelOn: t('media.mic.on'), labelOff: t('media.mic.off'), onclick: () => this.toggleMic(),
     });
     this.camButton = toggleButton({
-      testid: 'toggle-camera', iconOn: 'cam', iconOff: 'cam-off', text: t('media.cam'),
+      testid: 'toggle-camera', iconOn: 'cam', iconOff: 'cam-off', text: t('media.cam'), name: t('media.cam.name'),
       labelOn: t('media.cam.on'), labelOff: t('media.cam.off'), onclick: () => this.toggleCamera(),
     });
     this.screenButton = toggleButton({
       testid: 'toggle-screen', iconOn: 'screen', iconOff: 'screen', text: t('media.screen'),
+      name: t('media.screen.name'),
       labelOn: t('media.screen.on'), labelOff: t('media.screen.off'), onclick: () => this.toggleScreen(),
     });
     this.screenButton.hidden = !screenShareSupported();

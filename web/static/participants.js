@@ -103,6 +103,7 @@ export class ParticipantList {
     item.classList.toggle('person-speaking', this.speaking.has(person.id));
     for (const button of item.querySelectorAll('[data-title-key]')) {
       button.title = t(button.dataset.titleKey, { name });
+      button.setAttribute('aria-label', t(button.dataset.labelKey, { name }));
     }
     return item;
   }
@@ -136,7 +137,7 @@ export class ParticipantList {
       'button',
       {
         type: 'button', class: `icon-btn ${kind === 'kick' ? 'icon-btn-danger' : ''}`, testid,
-        dataset: { titleKey: `${labelKey}.title` }, 'aria-label': t(labelKey),
+        dataset: { titleKey: `${labelKey}.title`, labelKey: `${labelKey}.label` },
       },
       h('span', { class: `icon icon-${iconName}`, 'aria-hidden': 'true' }),
     );

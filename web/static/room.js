@@ -1,6 +1,8 @@
 // The room page /r/{room_id}: look the room up, the pre-join step, then the meeting itself.
 
-import { api, ApiError, isUuid, rememberedName, rememberName } from './api.js';
+import {
+  api, ApiError, isUuid, rememberedMembership, rememberedName, rememberMembership, rememberName,
+} from './api.js';
 import { ChatPanel, ChatSocket, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_ROOM_ENDED } from './chat.js';
 import { h, mount, toast } from './dom.js';
 import { t } from './i18n.js';
@@ -12,6 +14,8 @@ const LEAVE_TIMEOUT_MS = 3000;
 // While the chat socket is down nothing pushes joins, leaves, kicks or the end of the meeting,
 // so the page asks for them at this pace until the socket is back.
 const OFFLINE_POLL_MS = 10000;
+// A full room is looked at again at this pace on pre-join, so Join opens once a place frees up.
+const FULL_POLL_MS = 5000;
 
 function loading() {
   return h('div', { class: 'loading', role: 'status' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }));
@@ -38,7 +42,7 @@ export function renderRoom(root, navigate, roomId) {
  *      └── over ◄─┴──────────┘      (any state) ─► closed, when the page goes away
  *
  * @typedef {{ name: 'loading' }
- *   | { name: 'prejoin', preview: DevicePreview }
+ *   | { name: 'prejoin', preview: DevicePreview, timer: ReturnType<typeof setTimeout> | null }
  *   | { name: 'meeting', meeting: Meeting }
  *   | { name: 'leaving' }
  *   | { name: 'over', cleanup: (() => void) | null }
@@ -47,8 +51,10 @@ export function renderRoom(root, navigate, roomId) {
 
 /** Releases what a state holds as the session leaves it. */
 function release(state) {
-  if (state.name === 'prejoin') state.preview.stop();
-  else if (state.name === 'meeting') state.meeting.stop();
+  if (state.name === 'prejoin') {
+    state.preview.stop();
+    clearTimeout(state.timer);
+  } else if (state.name === 'meeting') state.meeting.stop();
   else if (state.name === 'over') state.cleanup?.();
 }
 
@@ -128,13 +134,33 @@ class RoomSession {
     }
     if (this.state !== loadingState) return;
     this.room = room;
-    if (room.status === 'ended') this.finish('ended');
-    else this.showPrejoin();
+    if (room.status === 'ended') {
+      this.finish('ended');
+      return;
+    }
+    const hasPlace = await this.hasPlace(room);
+    if (this.state === loadingState) this.showPrejoin(hasPlace);
+  }
+
+  /**
+   * Whether Join can succeed as far as the page can tell: a free place, or a place this
+   * browser already holds (a member who reloads counts among the participants).
+   */
+  async hasPlace(room) {
+    const max = Number(room.max_participants);
+    if (!max || Number(room.participant_count ?? 0) < max) return true;
+    const mine = rememberedMembership(this.roomId);
+    if (!mine) return false;
+    try {
+      return (await api.listParticipants(this.roomId)).some((person) => person.id === mine);
+    } catch {
+      return true; // the server decides on Join
+    }
   }
 
   // --- step 2: pre-join --------------------------------------------------------------------
 
-  showPrejoin() {
+  showPrejoin(hasPlace = true) {
     const room = this.room;
     document.title = `${room.title} · ${t('app.name')}`;
     const video = h('video', { class: 'preview-video mirror', autoplay: true, playsinline: true, muted: true });
@@ -150,14 +176,15 @@ class RoomSession {
       deviceNote.textContent = p.error;
       deviceNote.hidden = !p.error;
     });
-    const prejoin = { name: 'prejoin', preview };
+    /** @type {{ name: 'prejoin', preview: DevicePreview, timer: ReturnType<typeof setTimeout> | null }} */
+    const prejoin = { name: 'prejoin', preview, timer: null };
     if (!this.moveTo(prejoin)) return;
     const micButton = toggleButton({
-      testid: 'prejoin-mic', iconOn: 'mic', iconOff: 'mic-off', text: t('media.mic'),
+      testid: 'prejoin-mic', iconOn: 'mic', iconOff: 'mic-off', text: t('media.mic'), name: t('media.mic.name'),
       labelOn: t('media.mic.on'), labelOff: t('media.mic.off'), onclick: () => preview.setMic(!preview.micOn),
     });
     const camButton = toggleButton({
-      testid: 'prejoin-camera', iconOn: 'cam', iconOff: 'cam-off', text: t('media.cam'),
+      testid: 'prejoin-camera', iconOn: 'cam', iconOff: 'cam-off', text: t('media.cam'), name: t('media.cam.name'),
       labelOn: t('media.cam.on'), labelOff: t('media.cam.off'), onclick: () => preview.setCamera(!preview.camOn),
     });
     micButton.update(preview.micOn);
@@ -169,15 +196,51 @@ class RoomSession {
       placeholder: t('name.placeholder'), value: rememberedName(), testid: 'prejoin-name',
     });
     const error = h('p', { class: 'form-error', role: 'alert', testid: 'prejoin-error' });
+    const full = h('p', { class: 'prejoin-full', id: 'prejoin-full', role: 'status', testid: 'prejoin-full' });
     const submit = h('button', { type: 'submit', class: 'btn btn-primary btn-wide', testid: 'prejoin-submit' },
       t('prejoin.submit'));
+    const count = h('p', { class: 'prejoin-count', testid: 'prejoin-count' });
+    let isFull = false;
+    const showPlaces = (current, place) => {
+      count.textContent = t('prejoin.count', {
+        count: current.participant_count ?? 0, max: current.max_participants ?? '?',
+      });
+      isFull = !place;
+      full.textContent = isFull ? t('prejoin.full') : '';
+      full.hidden = !isFull;
+      submit.disabled = isFull;
+      if (isFull) submit.setAttribute('aria-describedby', full.id);
+      else submit.removeAttribute('aria-describedby');
+    };
+    // While full, the room is looked at again until a place frees up (or the meeting ends).
+    const watchPlaces = () => {
+      prejoin.timer = setTimeout(async () => {
+        try {
+          const fresh = await api.getRoom(this.roomId);
+          if (this.state !== prejoin) return;
+          if (fresh.status === 'ended') {
+            this.finish('ended');
+            return;
+          }
+          this.room = fresh;
+          const place = await this.hasPlace(fresh);
+          if (this.state !== prejoin) return;
+          showPlaces(fresh, place);
+        } catch {
+          // Looked at again on the next round; Join itself reports what went wrong.
+        }
+        if (this.state === prejoin && isFull) watchPlaces();
+      }, FULL_POLL_MS);
+    };
+    showPlaces(room, hasPlace);
+    if (isFull) watchPlaces();
     const form = h(
       'form',
       { class: 'prejoin-form' },
       h('h1', { class: 'prejoin-title' }, room.title),
       room.description ? h('p', { class: 'prejoin-description' }, room.description) : null,
-      h('p', { class: 'prejoin-count', testid: 'prejoin-count' },
-        t('prejoin.count', { count: room.participant_count ?? 0, max: room.max_participants ?? '?' })),
+      count,
+      full,
       h('label', { class: 'field' }, h('span', { class: 'field-label' }, t('prejoin.name')), name),
       error,
       submit,
@@ -192,12 +255,12 @@ class RoomSession {
       event.preventDefault();
       name.value = name.value.trim();
       if (!name.value) name.setCustomValidity(t('name.required'));
-      if (!form.reportValidity()) return;
+      if (!form.reportValidity() || isFull) return;
       submit.disabled = true;
       submit.textContent = t('prejoin.busy');
       await this.join(prejoin, name.value, error);
       if (this.state === prejoin) {
-        submit.disabled = false;
+        submit.disabled = isFull;
         submit.textContent = t('prejoin.submit');
       }
     });
@@ -230,6 +293,7 @@ class RoomSession {
     }
     if (this.state !== prejoin) return;
     rememberName(displayName);
+    rememberMembership(this.roomId, self.id);
     const meeting = new Meeting(this, self, {
       wantMic: prejoin.preview.micOn,
       wantCamera: prejoin.preview.camOn,
@@ -369,12 +433,16 @@ class Meeting {
       }
     });
 
+    // The title takes the focus once the meeting is shown (the pre-join form it replaces had
+    // it), so keyboard and screen reader users start inside the room, not at the page's top.
+    const title = h('h1', { class: 'room-title', testid: 'room-title', tabindex: '-1', title: this.room.title },
+      this.room.title);
     mount(
       this.session.root,
       h('div', { class: 'room', testid: 'room' },
         h('header', { class: 'room-header' },
           h('div', { class: 'room-heading' },
-            h('h1', { class: 'room-title', testid: 'room-title' }, this.room.title),
+            title,
             this.room.description ? h('p', { class: 'room-description' }, this.room.description) : null),
           h('div', { class: 'share' }, linkInput, copy)),
         h('div', { class: 'room-body' },
@@ -385,6 +453,7 @@ class Meeting {
               h('div', { class: 'controls-session' }, end, leave))),
           h('aside', { class: 'room-side' }, this.people.element, this.chat.element))),
     );
+    title.focus({ preventScroll: true });
   }
 
   async copyLink(link, input, label) {
@@ -452,6 +521,7 @@ class Meeting {
       if (!this.live) return;
       this.rejoinedAt = Date.now();
       this.self = self;
+      rememberMembership(this.roomId, self.id);
       this.people.setSelf(self);
       this.people.upsert(publicView(self));
       this.chat.setSelf(self);
