@@ -29,6 +29,20 @@ def caller_in(room_id: UUID, name: str = "Anna") -> Caller:
     return Caller(room_id, str(uuid.uuid4()), member(name))
 
 
+def stored(room_id: UUID, message_id: UUID, content: str) -> StoredMessage:
+    """A user message as the store keeps it, written directly (no sender)."""
+    return StoredMessage(
+        id=message_id,
+        room_id=room_id,
+        participant_id=None,
+        sender_id=None,
+        display_name="x",
+        message_type="user",
+        content=content,
+        created_at=created_at_of(message_id),
+    )
+
+
 @pytest.fixture(scope="module")
 async def services(chat_app) -> AsyncIterator[list[ChatService]]:
     """Two chat apps: two replicas' worth of services, each with its own Redis connections."""
@@ -83,16 +97,7 @@ async def test_a_writer_whose_clock_is_behind_still_writes_above_the_room_head(s
     ahead_ms = time.time_ns() // 1_000_000 + 60_000
     ahead_id = UUID(int=(ahead_ms << 80) | (0x7 << 76) | (0b10 << 62))
     # Another replica whose clock runs a minute ahead wrote this one.
-    foreign = StoredMessage(
-        id=ahead_id,
-        room_id=room_id,
-        participant_id=None,
-        sender_id=None,
-        display_name="x",
-        message_type="user",
-        content="from the future",
-        created_at=created_at_of(ahead_id),
-    )
+    foreign = stored(room_id, ahead_id, "from the future")
     assert (await service.store.append(foreign, [])).written
     mine = await service.post(caller_in(room_id), "from now")
     assert mine.id.int > ahead_id.int
@@ -192,16 +197,7 @@ async def test_an_append_run_twice_stores_and_publishes_the_message_once(service
     room_id = uuid.uuid4()
     store = services[0].store
     message_id = uuid.UUID(int=((time.time_ns() // 1_000_000) << 80) | (0x7 << 76) | (0b10 << 62))
-    message = StoredMessage(
-        id=message_id,
-        room_id=room_id,
-        participant_id=None,
-        sender_id=None,
-        display_name="x",
-        message_type="user",
-        content="once",
-        created_at=created_at_of(message_id),
-    )
+    message = stored(room_id, message_id, "once")
     envelope = json.dumps({"frame": {"type": "message.created"}, "message_id": str(message_id)})
     async with ChannelTap(redis_client, room_id) as tap:
         assert (await store.append(message, [envelope])).written

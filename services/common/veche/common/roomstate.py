@@ -218,27 +218,22 @@ class RoomState:
 
     async def touch_many(self, pairs: list[tuple[UUID | str, UUID | str]]) -> None:
         """Signs of life of many (room, member public id) in one round trip."""
-        if not pairs:
-            return
-        stamp = now_ms()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for room_id, public_id in pairs:
-                key = keys.room_presence(room_id)
-                pipe.zadd(key, {str(public_id): stamp})
-                pipe.expire(key, PRESENCE_KEY_TTL_SECONDS)
-            await pipe.execute()
+        await self._mark_seen(pairs, only_missing=False)
 
     async def seed_presence(self, pairs: Sequence[tuple[UUID | str, UUID | str]]) -> None:
         """Records "seen now" for the members that have no sign of life recorded at all (Redis
         lost its data): missing presence is unknown, not idle, so each gets a whole presence
         timeout from now to show life. A recorded sign is never overwritten (ZADD NX)."""
+        await self._mark_seen(pairs, only_missing=True)
+
+    async def _mark_seen(self, pairs: Sequence[tuple[UUID | str, UUID | str]], only_missing: bool) -> None:
         if not pairs:
             return
         stamp = now_ms()
         async with self.redis.pipeline(transaction=False) as pipe:
             for room_id, public_id in pairs:
                 key = keys.room_presence(room_id)
-                pipe.zadd(key, {str(public_id): stamp}, nx=True)
+                pipe.zadd(key, {str(public_id): stamp}, nx=only_missing)
                 pipe.expire(key, PRESENCE_KEY_TTL_SECONDS)
             await pipe.execute()
 

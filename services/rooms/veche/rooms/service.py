@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 from sqlalchemy.exc import IntegrityError
@@ -39,7 +40,14 @@ from veche.common.errors import (
     ValidationFailed,
     is_dependency_error,
 )
-from veche.common.events import LeaveReason, LobbyRequestView, PublicParticipant, RoomEvent, UpdateKind
+from veche.common.events import (
+    EventType,
+    LeaveReason,
+    LobbyRequestView,
+    PublicParticipant,
+    RoomEvent,
+    UpdateKind,
+)
 from veche.common.livekit_names import livekit_room_name
 from veche.common.timefmt import utcnow
 from veche.rooms import repository as repo
@@ -198,6 +206,27 @@ class RoomsService:
     def _emit(self, session: AsyncSession, event: RoomEvent) -> None:
         repo.add_event(session, self.settings.nats_subject_prefix, event)
 
+    def _emit_member(
+        self,
+        session: AsyncSession,
+        event_type: EventType,
+        room_id: UUID,
+        member: Membership,
+        occurred_at: datetime,
+        **fields: Any,
+    ) -> None:
+        """An event about one member: its public view, never its secret participant id."""
+        self._emit(
+            session,
+            RoomEvent(
+                type=event_type,
+                room_id=room_id,
+                participant=public_view(member),
+                occurred_at=occurred_at,
+                **fields,
+            ),
+        )
+
     # --- create / read -------------------------------------------------------------------
 
     async def create(self, body: CreateRoom, caller: Caller) -> tuple[RoomView, Membership]:
@@ -232,15 +261,7 @@ class RoomsService:
             session.add(host)
             await session.flush()
             self._emit(session, RoomEvent(type="room.created", room_id=room_id, occurred_at=now))
-            self._emit(
-                session,
-                RoomEvent(
-                    type="participant.joined",
-                    room_id=room_id,
-                    participant=public_view(host),
-                    occurred_at=now,
-                ),
-            )
+            self._emit_member(session, "participant.joined", room_id, host, now)
         view = room_view(room, 1)
         self.on_events()
         await self._after_commit(
@@ -327,15 +348,7 @@ class RoomsService:
                     room.expires_at = None
                     room.updated_at = now
                     await session.flush()
-                    self._emit(
-                        session,
-                        RoomEvent(
-                            type="participant.joined",
-                            room_id=room_id,
-                            participant=public_view(member),
-                            occurred_at=now,
-                        ),
-                    )
+                    self._emit_member(session, "participant.joined", room_id, member, now)
                     created = True
         if waiting is not None:
             self.on_events()
@@ -429,16 +442,7 @@ class RoomsService:
         member.leave_reason = reason
         room.updated_at = now
         await session.flush()
-        self._emit(
-            session,
-            RoomEvent(
-                type="participant.left",
-                room_id=room.id,
-                participant=public_view(member),
-                reason=reason,
-                occurred_at=now,
-            ),
-        )
+        self._emit_member(session, "participant.left", room.id, member, now, reason=reason)
         remaining = await repo.active_memberships(session, room.id)
         if not remaining:
             room.expires_at = now + timedelta(seconds=self.settings.room_empty_ttl_seconds)
@@ -455,16 +459,7 @@ class RoomsService:
         joined_at then id) becomes host in the same transaction. Caller holds the room lock."""
         heir.role = "host"
         await session.flush()
-        self._emit(
-            session,
-            RoomEvent(
-                type="participant.updated",
-                room_id=room.id,
-                participant=public_view(heir),
-                change="host_changed",
-                occurred_at=now,
-            ),
-        )
+        self._emit_member(session, "participant.updated", room.id, heir, now, change="host_changed")
         return heir
 
     async def _put_in_lock(self, room: Room, member: Membership | None) -> None:
@@ -511,16 +506,7 @@ class RoomsService:
     async def _end_locked(self, session: AsyncSession, room: Room, now) -> list[Membership]:  # type: ignore[no-untyped-def]
         closed = await repo.close_memberships(session, room.id, now, "room_ended")
         for member in closed:
-            self._emit(
-                session,
-                RoomEvent(
-                    type="participant.left",
-                    room_id=room.id,
-                    participant=public_view(member),
-                    reason="room_ended",
-                    occurred_at=now,
-                ),
-            )
+            self._emit_member(session, "participant.left", room.id, member, now, reason="room_ended")
         room.status = "ended"
         room.ended_at = now
         room.updated_at = now
@@ -651,16 +637,7 @@ class RoomsService:
             if changed:
                 member.hand_raised_at = now if raised else None
                 await session.flush()
-                self._emit(
-                    session,
-                    RoomEvent(
-                        type="participant.updated",
-                        room_id=room_id,
-                        participant=public_view(member),
-                        change="hand",
-                        occurred_at=now,
-                    ),
-                )
+                self._emit_member(session, "participant.updated", room_id, member, now, change="hand")
             view = public_view(member)
         if changed:
             self.on_events()
