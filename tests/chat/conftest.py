@@ -17,6 +17,7 @@ from tests.chat.support import Room
 from tests.support import Served, app_client, serve  # noqa: F401 - Served is re-exported
 from veche.chat.main import create_app as create_chat_app
 from veche.chat.settings import ChatSettings
+from veche.chat.wire import UVICORN_OPTIONS as CHAT_UVICORN_OPTIONS
 from veche.rooms.main import create_app as create_rooms_app
 from veche.rooms.settings import RoomsSettings
 
@@ -63,11 +64,14 @@ def chat_app(rooms_url: str) -> ChatApp:
 @pytest.fixture(scope="session")
 def chat_server(rooms_url: str) -> ChatServer:
     """`async with chat_server(**settings) as served`: a chat app behind real HTTP and
-    WebSockets, in-process, at `served.url`."""
+    WebSockets, in-process, at `served.url`; `asgi_path=True` serves it without the chat's
+    own WebSocket protocol (every frame through an ASGI send)."""
 
     @contextlib.asynccontextmanager
-    async def make(**overrides: Any) -> AsyncIterator[Served]:
-        async with serve(create_chat_app(chat_settings(rooms_url, **overrides))) as served:
+    async def make(*, asgi_path: bool = False, **overrides: Any) -> AsyncIterator[Served]:
+        # As the chat runs (veche.chat.wire), unless a test asks for the plain ASGI path.
+        options = {} if asgi_path else CHAT_UVICORN_OPTIONS
+        async with serve(create_chat_app(chat_settings(rooms_url, **overrides)), **options) as served:
             yield served
 
     return make

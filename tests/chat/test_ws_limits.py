@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 import websockets
 
 from tests.chat.conftest import Served
@@ -38,13 +39,15 @@ def small_buffer_socket(base_url: str) -> socketlib.socket:
     return sock
 
 
+@pytest.mark.parametrize("asgi_path", [False, True], ids=["wire", "asgi"])
 async def test_a_socket_that_never_reads_is_dropped_while_another_gets_every_message_in_1s(
-    rooms_api, chat_server
+    rooms_api, chat_server, asgi_path
 ):
     # Random CJK: about 12 KB per frame, which permessage-deflate cannot shrink much.
     rng = random.Random(4)
     contents = ["".join(chr(rng.randrange(0x4E00, 0x9FFF)) for _ in range(4000)) for _ in range(8)]
-    async with chat_server(chat_ws_send_queue=8) as served, room_on(served, rooms_api) as room:
+    limits = {"chat_ws_send_queue": 8, "chat_ws_send_buffer_bytes": 64 * 1024}
+    async with chat_server(asgi_path=asgi_path, **limits) as served, room_on(served, rooms_api) as room:
         anna = await room.join("Anna")
         sent_at: dict[str, float] = {}
         got_at: dict[str, float] = {}
@@ -212,3 +215,41 @@ async def test_rest_and_socket_sends_share_one_limit_and_the_socket_stays_open(r
             await room.post(room.host, "the host is not limited by Anna")
             heard = await socket.created("the host is not limited by Anna")
             assert heard["sender_id"] == room.host.public_id
+
+
+@pytest.mark.parametrize("asgi_path", [False, True], ids=["wire", "asgi"])
+async def test_sockets_joining_while_four_members_post_each_get_every_message_once_in_order(
+    rooms_api, chat_server, asgi_path
+):
+    """Live writes (the wire) and the replay stitch without a gap or a duplicate: readers
+    connect with `after` at staggered moments while four members post concurrently."""
+    async with chat_server(asgi_path=asgi_path) as served, room_on(served, rooms_api) as room:
+        posters = [room.host] + [await room.join(f"P{i}") for i in range(3)]
+        first = await room.post(room.host, "start")
+        per_poster = 25
+        posted: list[str] = []
+
+        async def post_many(member, n: int) -> None:
+            for i in range(n):
+                posted.append((await room.post(member, f"post {member.pid[:4]}-{i}"))["id"])
+
+        async def read_all(delay: float) -> list[str]:
+            await asyncio.sleep(delay)
+            seen: list[str] = []
+            async with chat_socket(served.url, room.id, room.host, after=first["id"]) as socket:
+                while len(seen) < per_poster * len(posters):
+                    frame = await socket.next("message.created", timeout=10)
+                    if frame["message"]["content"].startswith("post "):
+                        seen.append(frame["message"]["id"])
+                sockets = served.app.state.ctx.fanout.room_sockets(uuid.UUID(room.id))
+                assert sockets and all(s.live is (not asgi_path) for s in sockets)
+                # Nothing more comes: no duplicate after the last one.
+                with pytest.raises(TimeoutError):
+                    await socket.first(lambda f: f["type"] == "message.created", timeout=0.3)
+            return seen
+
+        readers = [asyncio.create_task(read_all(0.05 * i)) for i in range(8)]
+        await asyncio.gather(*(post_many(member, per_poster) for member in posters))
+        expected = sorted(posted, key=lambda i: uuid.UUID(i).int)
+        for seen in await asyncio.gather(*readers):
+            assert seen == expected

@@ -111,14 +111,20 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[Served]:
-    """Serves `app` (lifespan included) on a free port."""
+async def serve(app: FastAPI, **options: Any) -> AsyncIterator[Served]:
+    """Serves `app` (lifespan included) on a free port; `options` go to uvicorn.Config."""
     from veche.local.stack import free_port
 
     port = free_port()
     server = _Server(
         uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_config=None, access_log=False, timeout_graceful_shutdown=2
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=2,
+            **options,
         )
     )
     task = asyncio.create_task(server.serve())

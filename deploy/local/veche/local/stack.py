@@ -15,10 +15,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from veche.chat.wire import UVICORN_FLAGS as CHAT_UVICORN_FLAGS
 from veche.gateway.config import GatewayConfig, otlp_traces_endpoint, render
 
 # The checkout (this package is installed from it, editable, by `make install`).
@@ -49,7 +50,7 @@ def bin_path(name: str) -> str:
     return found
 
 
-def uvicorn_cmd(app: str, port: int) -> list[str]:
+def uvicorn_cmd(app: str, port: int, extra: Sequence[str] = ()) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -66,6 +67,7 @@ def uvicorn_cmd(app: str, port: int) -> list[str]:
         # WebSocket frames over 16 KiB close the socket with 1009.
         "--ws-max-size",
         "16384",
+        *extra,
     ]
 
 
@@ -142,7 +144,8 @@ class Stack:
         for service, app in apps.items():
             for i, port in enumerate(self.service_ports(service), start=1):
                 name = service if i == 1 else f"{service}{i}"
-                specs.append(Process(name, uvicorn_cmd(app, port), port, env))
+                extra = CHAT_UVICORN_FLAGS if service == "chat" else ()
+                specs.append(Process(name, uvicorn_cmd(app, port, extra), port, env))
         specs.append(
             Process(
                 "janitor",

@@ -33,8 +33,10 @@ from redis.exceptions import RedisError
 
 from veche.chat.frames import CLOSE_UNAVAILABLE, dumps
 from veche.chat.settings import ChatSettings
+from veche.chat.wire import Frame
 from veche.common import keys
 from veche.common.errors import Unavailable
+from veche.common.ids import timestamp_ms
 
 log = logging.getLogger("veche.chat.fanout")
 
@@ -45,11 +47,24 @@ SUBSCRIBED_ROOMS = Gauge("veche_chat_subscribed_rooms", "Room channels this repl
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One item of a socket's send queue: a frame's text, or a close."""
+    """One item for a room's sockets, shared by all of them: a frame (encoded once), or a
+    close. A message.created frame carries its message's id, as an int for replay stitching
+    and as its creation time (the UUIDv7's milliseconds) for the delivery latency."""
 
-    text: str | None = None
-    message_id: str | None = None
+    frame: Frame | None = None
+    message_id: int | None = None
+    created_at: float | None = None
     close_code: int | None = None
+
+    @classmethod
+    def of_text(cls, text: str, message_id: str | None = None) -> "Outgoing":
+        if message_id is None:
+            return cls(Frame(text))
+        try:
+            parsed = UUID(message_id)
+        except ValueError:
+            return cls(Frame(text))
+        return cls(Frame(text), parsed.int, timestamp_ms(parsed) / 1000)
 
 
 class LocalSocket(Protocol):
@@ -436,11 +451,15 @@ class Fanout:
             log.warning("undecodable envelope on %s", name)
             return
         frame = body.get("frame")
-        text = dumps(frame) if frame is not None else None
-        message_id = body.get("message_id")
+        item = Outgoing.of_text(dumps(frame), body.get("message_id")) if frame is not None else None
         close = body.get("close")
         hosts_only = bool(body.get("hosts_only"))
         changed = _participant_of(frame)
+        if item is not None and close is None and not hosts_only and changed is None:
+            # The common case (a chat message): the same item for every socket.
+            for socket in list(channel.sockets):
+                socket.deliver(item)
+            return
         for socket in list(channel.sockets):
             if changed is not None and changed.get("id") == socket.member_id and "role" in changed:
                 # The member's role as of this frame: frames of one room arrive in the order
@@ -450,11 +469,11 @@ class Fanout:
             if hosts_only and getattr(socket, "role", None) != "host":
                 continue
             if close is not None and close.get("only") in (None, socket.member_id):
-                if close.get("only") is None and text is not None:
-                    socket.deliver(Outgoing(text, message_id))
+                if close.get("only") is None and item is not None:
+                    socket.deliver(item)
                 socket.deliver(Outgoing(close_code=int(close["code"])))
-            elif text is not None:
-                socket.deliver(Outgoing(text, message_id))
+            elif item is not None:
+                socket.deliver(item)
 
 
 def _participant_of(frame: Any) -> dict[str, Any] | None:

@@ -22,6 +22,9 @@ class ChatSettings(PresenceSettings):
     chat_ws_auth_timeout_seconds: float = 5.0
     # Frames waiting for one socket; a socket whose queue overflows is dropped with 1013.
     chat_ws_send_queue: int = 256
+    # Bytes a live socket's transport may hold that its client has not taken yet (past what
+    # the kernel buffers); a socket beyond it is dropped with 1013.
+    chat_ws_send_buffer_bytes: int = 256 * 1024
     # How long a server-side close may wait for a client that does not read.
     chat_ws_close_timeout_seconds: float = 10.0
     # Largest client frame accepted (1009 beyond); uvicorn runs with the same --ws-max-size.

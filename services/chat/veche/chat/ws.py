@@ -3,9 +3,13 @@ frame (or the X-Participant-ID header), `ready`, replay after `after`, then live
 
 Each socket has a writer task fed by a bounded queue. The live frames of the room are queued
 from the moment the socket's channel subscription is confirmed, before the replay is read, so
-nothing falls between replay and live; a queued message.created at or below the last replayed
-id is one the replay already sent and is skipped. A socket whose queue overflows (a client
-that stopped reading) is closed with 1013 and never holds up anyone else."""
+nothing falls between replay and live; a message.created at or below the last replayed id is
+one the replay already sent and is skipped. Once the replay is sent and the queue is empty, a
+socket with a wire (veche.chat.wire: the chat's own uvicorn protocol) goes live: from then on
+every frame is written to its transport at once, by the hub's dispatch, with the bytes encoded
+once for the whole room. A client that stopped reading is closed with 1013 when its queue
+overflows or, live, when more than `chat_ws_send_buffer_bytes` wait in its transport; it never
+holds up anyone else."""
 
 import asyncio
 import contextlib
@@ -27,6 +31,7 @@ from veche.chat.frames import dumps
 from veche.chat.schemas import MessageBody
 from veche.chat.service import Caller, ChatService
 from veche.chat.settings import ChatSettings
+from veche.chat.wire import wire_of
 from veche.common.errors import (
     NotAParticipant,
     Problem,
@@ -37,7 +42,7 @@ from veche.common.errors import (
 )
 from veche.common.events import PublicParticipant
 from veche.common.identity import HEADER
-from veche.common.ids import parse_uuid7, timestamp_ms
+from veche.common.ids import parse_uuid7
 from veche.common.web import peer_client_ip
 
 log = logging.getLogger("veche.chat.ws")
@@ -74,15 +79,11 @@ def _close_code_of(exc: BaseException) -> int:
     return frames.CLOSE_UNAVAILABLE
 
 
-def _observe_delivery(message_id: str) -> None:
+def _observe_delivery(created_at: float) -> None:
     """The delivery latency of a live message.created frame just written: now minus the
-    message's creation ms (another replica's clock, or an id made after a later one, may put
+    message's creation (another replica's clock, or an id made after a later one, may put
     that a little ahead of ours: never below zero)."""
-    try:
-        created_ms = timestamp_ms(UUID(message_id))
-    except ValueError:
-        return
-    DELIVERY.observe(max(time.time() - created_ms / 1000, 0.0))
+    DELIVERY.observe(max(time.time() - created_at, 0.0))
 
 
 class ChatSocket:
@@ -110,20 +111,50 @@ class ChatSocket:
         self.aborted = asyncio.Event()
         self.close_code: int | None = None
         self.rate_strikes = 0
+        self.wire = wire_of(websocket.scope)
+        # Set by the writer once the replay is sent and the queue is empty (with a wire only).
+        self.live = False
+        # The id (as an int) of the last message the replay sent.
+        self.last_sent: int | None = None
 
     # --- called by the hub and the reader (never block) -------------------------------------
 
     def deliver(self, item: Outgoing) -> None:
         if self.close_code is not None:
             return
+        if self.live:
+            self._write_now(item)
+            return
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
-            log.info("dropping a socket that does not read", extra={"fields": self._fields()})
-            self.abort(frames.CLOSE_TRY_AGAIN)
+            self._drop_slow()
 
     def send_frame(self, frame: dict[str, Any]) -> None:
-        self.deliver(Outgoing(dumps(frame)))
+        self.deliver(Outgoing.of_text(dumps(frame)))
+
+    def _drop_slow(self) -> None:
+        log.info("dropping a socket that does not read", extra={"fields": self._fields()})
+        self.abort(frames.CLOSE_TRY_AGAIN)
+
+    def _write_now(self, item: Outgoing) -> None:
+        """The live path: the frame goes to the transport now, in the caller's step."""
+        if item.close_code is not None:
+            self.abort(item.close_code)
+            return
+        if self._replayed(item):
+            return
+        wire = self.wire
+        assert wire is not None and item.frame is not None
+        if wire.buffered() > self.settings.chat_ws_send_buffer_bytes:
+            self._drop_slow()
+            return
+        if wire.write(item.frame) and item.created_at is not None:
+            _observe_delivery(item.created_at)
+
+    def _replayed(self, item: Outgoing) -> bool:
+        last, message = self.last_sent, item.message_id
+        return last is not None and message is not None and message <= last
 
     def abort(self, code: int) -> None:
         """Closes the socket with `code` as soon as possible, ahead of anything queued."""
@@ -139,22 +170,25 @@ class ChatSocket:
     async def write(self, participant: PublicParticipant) -> None:
         try:
             await self.websocket.send_text(dumps(frames.ready_frame(participant)))
-            last_sent = await self._replay() if self.after is not None else None
+            if self.after is not None:
+                last = await self._replay()
+                self.last_sent = last.int if last is not None else None
             while True:
+                if self.wire is not None and self.queue.empty():
+                    # Nothing is queued or being sent: from here on deliver() writes at once.
+                    self.live = True
+                    await self.aborted.wait()
+                    return
                 item = await self.queue.get()
                 if item.close_code is not None:
                     self.abort(item.close_code)
                     return
-                if (
-                    last_sent is not None
-                    and item.message_id is not None
-                    and UUID(item.message_id).int <= last_sent.int
-                ):
-                    continue  # the replay already sent it
-                assert item.text is not None
-                await self.websocket.send_text(item.text)
-                if item.message_id is not None:
-                    _observe_delivery(item.message_id)
+                if self._replayed(item):
+                    continue
+                assert item.frame is not None
+                await self.websocket.send_text(item.frame.text)
+                if item.created_at is not None:
+                    _observe_delivery(item.created_at)
         except (WebSocketDisconnect, RuntimeError):
             # The client went away, or the server closed the socket under us (uvicorn answers
             # a send after its own close, e.g. a keepalive timeout, with a RuntimeError).
