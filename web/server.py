@@ -26,6 +26,9 @@ VENDOR_DIR = WEB_DIR / "node_modules" / "livekit-client" / "dist"
 VENDOR_FILES = {
     "livekit-client.esm.mjs": VENDOR_DIR / "livekit-client.esm.mjs",
     "livekit-client.esm.mjs.map": VENDOR_DIR / "livekit-client.esm.mjs.map",
+    # The worker that encrypts and decrypts media frames in end-to-end encrypted rooms.
+    "livekit-client.e2ee.worker.mjs": VENDOR_DIR / "livekit-client.e2ee.worker.mjs",
+    "livekit-client.e2ee.worker.mjs.map": VENDOR_DIR / "livekit-client.e2ee.worker.mjs.map",
 }
 
 # Python's mimetypes table varies by platform; a module served as octet-stream is refused
@@ -84,7 +87,8 @@ def build_csp() -> str:
         "media-src": "'self' blob:",
         "font-src": "'self'",
         "connect-src": " ".join(connect),
-        "worker-src": "'self' blob:",
+        # The only worker the page starts is livekit-client's E2EE worker, served from /vendor/.
+        "worker-src": "'self'",
         "frame-ancestors": "'none'",
         "form-action": "'self'",
         "object-src": "'none'",
@@ -183,7 +187,8 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    missing = [p.name for p in (INDEX_FILE, VENDOR_FILES["livekit-client.esm.mjs"]) if not p.is_file()]
+    needed = (INDEX_FILE, VENDOR_FILES["livekit-client.esm.mjs"], VENDOR_FILES["livekit-client.e2ee.worker.mjs"])
+    missing = [p.name for p in needed if not p.is_file()]
     if missing:
         return PlainTextResponse("missing: " + ", ".join(missing), status_code=503)
     return PlainTextResponse("ok")

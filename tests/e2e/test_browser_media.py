@@ -9,7 +9,17 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from tests.e2e.support.browser import CHROMIUM, TIMEOUT_MS, Tab, create_room, join_by_link, open_tab
+from tests.e2e.support.browser import (
+    CHROMIUM,
+    TIMEOUT_MS,
+    Tab,
+    camera_tile,
+    create_room,
+    decoding,
+    join_by_link,
+    open_tab,
+    public_id,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -20,13 +30,6 @@ if not Path(CHROMIUM).exists():
 async_api = pytest.importorskip("playwright.async_api")
 expect = async_api.expect
 expect.set_options(timeout=TIMEOUT_MS)
-
-# Frames decoded so far by the <video> of one tile (0 when there is none yet).
-DECODED = """(tile) => {
-  const video = tile.querySelector('video');
-  if (!video || !video.videoWidth) return 0;
-  return video.getVideoPlaybackQuality().totalVideoFrames;
-}"""
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -40,40 +43,6 @@ async def call(browser: object, stack: object) -> AsyncIterator[tuple[Tab, Tab]]
     finally:
         for tab in (host, guest):
             await tab.context.close()
-
-
-async def public_id(tab: Tab) -> str:
-    value = await tab.page.locator('[data-testid="participant-item"].person-self').get_attribute(
-        "data-participant-id"
-    )
-    assert value
-    return value
-
-
-def camera_tile(tab: Tab, identity: str):  # type: ignore[no-untyped-def]
-    return tab.page.locator(f'[data-testid="video-tile"][data-identity="{identity}"]:not(.tile-screen)')
-
-
-async def decoding(tab: Tab, tile) -> int:  # type: ignore[no-untyped-def]
-    """Waits until the tile's video has a size and its decoded frame count grows; the count."""
-    await expect(tile.locator("video")).to_have_count(1)
-    first = 0
-
-    async def size() -> bool:
-        return bool(await tile.evaluate("(t) => t.querySelector('video').videoWidth > 0"))
-
-    for _ in range(150):
-        if await size():
-            first = await tile.evaluate(DECODED)
-            break
-        await tab.page.wait_for_timeout(100)
-    assert first > 0, "the remote video never got a size"
-    for _ in range(100):
-        later = await tile.evaluate(DECODED)
-        if later > first + 10:
-            return int(later)
-        await tab.page.wait_for_timeout(100)
-    raise AssertionError(f"decoded frames do not grow: {first} → {later}")
 
 
 async def test_two_pages_see_each_other_share_a_screen_and_see_a_host_mute(call):

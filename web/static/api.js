@@ -188,20 +188,31 @@ const rooms = '/api/v1/rooms';
 const seg = encodeURIComponent;
 
 export const api = {
-  async createRoom({ title, description, maxParticipants, displayName }) {
+  /**
+   * @param {{title: string, description?: string|null, maxParticipants: number, displayName: string,
+   *          e2ee?: boolean}} fields
+   */
+  async createRoom({ title, description, maxParticipants, displayName, e2ee = false }) {
     const body = { title, max_participants: maxParticipants, display_name: displayName };
     if (description) body.description = description;
+    if (e2ee) body.e2ee = true;
     return (await request('POST', rooms, body)).data;
   },
   async getRoom(roomId) {
     return (await request('GET', `${rooms}/${seg(roomId)}`)).data;
   },
-  /** Resolves to {self, created}: created is false when the membership was already active. */
+  /**
+   * Resolves to {self, created} (created is false when the membership was already active), or
+   * to {self: null, waiting: request_id} when the room's lobby answers 202: a host has to let
+   * the caller in, and the same join is repeated until it does (docs/api.md, section 16).
+   * @returns {Promise<{self: any, created: boolean, waiting: string|null}>}
+   */
   async joinRoom(roomId, displayName) {
     const { status, data } = await request('POST', `${rooms}/${seg(roomId)}/join`, {
       display_name: displayName,
     });
-    return { self: data, created: status === 201 };
+    if (status === 202) return { self: null, created: false, waiting: String(data?.request_id || '') };
+    return { self: data, created: status === 201, waiting: null };
   },
   async leaveRoom(roomId) {
     await request('POST', `${rooms}/${seg(roomId)}/leave`);
@@ -219,6 +230,28 @@ export const api = {
     await request('POST', `${rooms}/${seg(roomId)}/media/participants/${seg(publicId)}/mute`, {
       kind,
     });
+  },
+  /** PATCH the room (hosts): any of title, description, max_participants, locked, lobby. */
+  async updateRoom(roomId, fields) {
+    return (await request('PATCH', `${rooms}/${seg(roomId)}`, fields)).data;
+  },
+  async listLobby(roomId) {
+    return (await request('GET', `${rooms}/${seg(roomId)}/lobby`)).data?.requests ?? [];
+  },
+  async admit(roomId, requestId) {
+    await request('POST', `${rooms}/${seg(roomId)}/lobby/${seg(requestId)}/admit`);
+  },
+  async deny(roomId, requestId) {
+    await request('POST', `${rooms}/${seg(roomId)}/lobby/${seg(requestId)}/deny`);
+  },
+  async promote(roomId, publicId) {
+    return (await request('POST', `${rooms}/${seg(roomId)}/participants/${seg(publicId)}/promote`)).data;
+  },
+  async demote(roomId, publicId) {
+    return (await request('POST', `${rooms}/${seg(roomId)}/participants/${seg(publicId)}/demote`)).data;
+  },
+  async raiseHand(roomId, raised) {
+    return (await request('POST', `${rooms}/${seg(roomId)}/hand`, { raised: Boolean(raised) })).data;
   },
   async mediaToken(roomId) {
     return (await request('POST', `${rooms}/${seg(roomId)}/media/token`)).data;

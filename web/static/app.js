@@ -10,8 +10,9 @@ import { showNotFound } from './screens.js';
 const root = document.getElementById('app');
 let cleanup = null;
 
+/** Goes to `path` (which may carry a fragment: an e2ee room's key) inside the app. */
 function navigate(path) {
-  if (path !== location.pathname) history.pushState(null, '', path);
+  if (path !== location.pathname + location.hash) history.pushState(null, '', path);
   route();
 }
 

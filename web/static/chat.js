@@ -2,6 +2,7 @@
 
 import { api, ApiError, newUuid, participantId } from './api.js';
 import { h, mount, toast } from './dom.js';
+import { MAX_ENCRYPTED_CONTENT } from './e2ee.js';
 import { formatTime, t } from './i18n.js';
 
 const BACKOFF_START_MS = 500;
@@ -133,12 +134,34 @@ function problemText(code, detail) {
 /**
  * The chat panel: messages kept by id (so nothing shows twice) and ordered by id (UUIDv7, so
  * by time); send, edit and delete.
+ *
+ * In an end-to-end encrypted room every user message is encrypted before it leaves (content
+ * "e2ee:v1:…") and decrypted when it arrives, from history, live frames and edits alike. The
+ * decryptions run side by side, but their results are applied in the order the messages came
+ * (a queue), so an edit or a delete is never overtaken by the message it changes. A message
+ * that cannot be decrypted shows a short placeholder, never its ciphertext.
  */
 export class ChatPanel {
-  constructor({ roomId, self, send }) {
+  /**
+   * @param {object} options
+   * @param {string} options.roomId
+   * @param {any} options.self
+   * @param {(frame: object) => boolean} options.send
+   * @param {boolean} [options.e2ee]  the room is end-to-end encrypted
+   * @param {import('./e2ee.js').ChatCipher | null} [options.cipher]  null: no key in the link
+   * @param {(ok: boolean) => void} [options.onDecryption]  told whether a message of someone
+   *   else could be decrypted (the page tells a wrong key from a missing one by it)
+   */
+  constructor({ roomId, self, send, e2ee = false, cipher = null, onDecryption }) {
     this.roomId = roomId;
     this.self = self;
     this.sendFrame = send;
+    this.e2ee = Boolean(e2ee);
+    this.cipher = cipher;
+    this.onDecryption = onDecryption || (() => {});
+    this.queue = Promise.resolve();
+    /** An encryption of the message box is under way (Enter pressed twice sends once). */
+    this.sending = false;
     this.messages = new Map();
     this.rows = new Map();
     this.lastSeen = null;
@@ -162,6 +185,13 @@ export class ChatPanel {
       'aria-label': t('chat.send') }, h('span', { class: 'icon icon-send', 'aria-hidden': 'true' }),
     h('span', { class: 'chat-send-text' }, t('chat.send')));
     this.form = h('form', { class: 'chat-form' }, this.input, this.sendButton);
+    if (this.e2ee && !this.cipher) {
+      // Without the key nothing could be written that the others can read.
+      this.input.disabled = true;
+      this.sendButton.disabled = true;
+      this.input.placeholder = t('chat.noKey');
+      this.input.setAttribute('aria-label', t('chat.noKey'));
+    }
 
     this.form.addEventListener('submit', (event) => {
       event.preventDefault();
@@ -213,17 +243,17 @@ export class ChatPanel {
   handleFrame(frame) {
     switch (frame.type) {
       case 'message.created':
-        this.upsert(frame.message);
+        this.accept(frame.message);
         break;
       case 'message.updated':
-        if (frame.message?.id && this.messages.has(frame.message.id.toLowerCase())) this.upsert(frame.message);
+        this.accept(frame.message, { onlyKnown: true });
         break;
       case 'message.deleted':
-        this.removeMessage(frame.message_id);
+        this.inOrder(() => this.removeMessage(frame.message_id));
         break;
       case 'ack':
         this.settle(frame.client_msg_id);
-        this.upsert(frame.message, { own: true });
+        this.accept(frame.message, { own: true });
         break;
       case 'error': {
         const pending = this.settle(frame.client_msg_id);
@@ -236,6 +266,46 @@ export class ChatPanel {
   }
 
   // --- message store -----------------------------------------------------------------------
+
+  /** Runs `step` after every message that arrived before it has been applied (e2ee rooms). */
+  inOrder(step) {
+    if (!this.e2ee) {
+      step();
+      return Promise.resolve();
+    }
+    this.queue = this.queue.then(step).catch(() => {});
+    return this.queue;
+  }
+
+  /**
+   * Takes a message from the server (frame, history, ack, REST answer): decrypted first in an
+   * e2ee room, then stored and shown. `onlyKnown` (an edit) drops a message not shown here.
+   */
+  accept(message, { own = false, onlyKnown = false } = {}) {
+    if (!message?.id) return Promise.resolve();
+    const apply = (shown) => {
+      if (onlyKnown && !this.messages.has(String(shown.id).toLowerCase())) return;
+      this.upsert(shown, { own });
+    };
+    if (!this.e2ee) {
+      apply(message);
+      return Promise.resolve();
+    }
+    const revealing = this.reveal(message);
+    return this.inOrder(async () => apply(await revealing));
+  }
+
+  /**
+   * The message as shown in an e2ee room: `text` is the decrypted content, or a placeholder
+   * with `undecryptable` set. System messages are made by the server and are not encrypted.
+   */
+  async reveal(message) {
+    if (message.message_type === 'system') return message;
+    const plain = this.cipher ? await this.cipher.decrypt(message.content) : null;
+    if (message.sender_id !== this.self?.id) this.onDecryption(plain !== null);
+    if (plain === null) return { ...message, text: t('chat.undecryptable'), undecryptable: true };
+    return { ...message, text: plain, undecryptable: false };
+  }
 
   upsert(message, { own = false } = {}) {
     if (!message?.id) return;
@@ -268,7 +338,7 @@ export class ChatPanel {
     try {
       const page = await api.listMessages(this.roomId, { limit: HISTORY_PAGE });
       const stick = this.nearBottom();
-      for (const message of page) this.upsert(message);
+      await Promise.all(page.map((message) => this.accept(message)));
       this.historyLoaded = true;
       this.older.hidden = page.length < HISTORY_PAGE;
       if (stick) this.scrollToBottom();
@@ -287,7 +357,7 @@ export class ChatPanel {
     try {
       const page = await api.listMessages(this.roomId, { limit: HISTORY_PAGE, before: oldest });
       const fromBottom = this.scroller.scrollHeight - this.scroller.scrollTop;
-      for (const message of page) this.upsert(message);
+      await Promise.all(page.map((message) => this.accept(message)));
       this.scroller.scrollTop = this.scroller.scrollHeight - fromBottom;
       this.older.hidden = page.length < HISTORY_PAGE;
     } catch (error) {
@@ -321,9 +391,9 @@ export class ChatPanel {
 
   buildRow(message) {
     const isSystem = message.message_type === 'system';
-    const text = isSystem ? systemText(message) : (message.content ?? '');
+    const text = isSystem ? systemText(message) : (message.text ?? message.content ?? '');
     const isOwn = !isSystem && Boolean(this.self?.id) && message.sender_id === this.self.id;
-    const canEdit = isOwn;
+    const canEdit = isOwn && !message.undecryptable && !(this.e2ee && !this.cipher);
     const canDelete = isOwn || this.self?.role === 'host';
     const content = h('div', { class: 'msg-content', testid: 'chat-message-content' }, text);
     const actions = canEdit || canDelete
@@ -338,10 +408,11 @@ export class ChatPanel {
       return h('li', { class: 'msg msg-system', testid: 'chat-message', dataset: { messageId: message.id, type: 'system' } },
         content, time, actions);
     }
+    if (message.undecryptable) content.classList.add('msg-undecryptable');
     return h(
       'li',
       { class: `msg ${isOwn ? 'msg-own' : ''}`, testid: 'chat-message',
-        dataset: { messageId: message.id, type: 'user' } },
+        dataset: { messageId: message.id, type: 'user', ...(message.undecryptable ? { undecryptable: 'true' } : {}) } },
       h('div', { class: 'msg-head' },
         h('span', { class: 'msg-author' }, message.display_name || '?'),
         time,
@@ -375,26 +446,48 @@ export class ChatPanel {
     return pending.content;
   }
 
+  /** What goes over the wire for `text`: the text itself, or in an e2ee room its ciphertext. */
+  async seal(text) {
+    if (!this.e2ee) return text;
+    if (!this.cipher) throw new Error('no key');
+    return this.cipher.encrypt(text);
+  }
+
   async submit() {
-    const content = this.input.value.trim();
-    if (!content) return;
+    const text = this.input.value.trim();
+    if (!text || this.sending) return;
     this.error.textContent = '';
-    this.input.value = '';
+    let content;
+    this.sending = true;
+    try {
+      content = await this.seal(text);
+    } catch {
+      this.showError(t('chat.noKey'), text);
+      return;
+    } finally {
+      this.sending = false;
+    }
+    if (this.e2ee && content.length > MAX_ENCRYPTED_CONTENT) {
+      this.showError(t('chat.notSent', { reason: t('chat.tooLong') }), text);
+      return;
+    }
+    if (this.input.value.trim() === text) this.input.value = '';
     const clientMsgId = newUuid();
     if (this.sendFrame({ type: 'message.send', content, client_msg_id: clientMsgId })) {
       const timer = setTimeout(() => {
-        if (this.settle(clientMsgId) !== null) this.showError(t('chat.noAck'), content);
+        if (this.settle(clientMsgId) !== null) this.showError(t('chat.noAck'), text);
       }, ACK_TIMEOUT_MS);
-      this.pending.set(clientMsgId, { content, timer });
+      // The text typed, not what was sent: it is what goes back into the box on a failure.
+      this.pending.set(clientMsgId, { content: text, timer });
       this.input.focus();
       return;
     }
     this.sendButton.disabled = true;
     try {
-      this.upsert(await api.postMessage(this.roomId, content), { own: true });
+      await this.accept(await api.postMessage(this.roomId, content), { own: true });
     } catch (error) {
       const reason = error instanceof ApiError ? error.describe() : t('error.network');
-      this.showError(t('chat.notSent', { reason }), content);
+      this.showError(t('chat.notSent', { reason }), text);
     } finally {
       this.sendButton.disabled = false;
       this.input.focus();
@@ -409,26 +502,31 @@ export class ChatPanel {
     this.editing = messageId;
     const editor = h('textarea', { class: 'msg-editor', rows: 2, maxlength: MAX_CONTENT, testid: 'chat-edit-input',
       'aria-label': t('chat.edit') });
-    editor.value = message.content ?? '';
+    const before = message.text ?? message.content ?? '';
+    editor.value = before;
     const save = h('button', { type: 'submit', class: 'btn btn-small btn-primary', testid: 'chat-edit-save' }, t('chat.save'));
     const cancel = h('button', { type: 'button', class: 'btn btn-small', testid: 'chat-edit-cancel',
       onclick: () => this.cancelEdit() }, t('chat.cancel'));
     const form = h('form', { class: 'msg-edit' }, editor, h('div', { class: 'msg-edit-actions' }, cancel, save));
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
-      const content = editor.value.trim();
-      if (!content || content === message.content) {
+      const text = editor.value.trim();
+      if (!text || text === before) {
         this.cancelEdit();
         return;
       }
       save.disabled = true;
       try {
+        const content = await this.seal(text);
+        if (this.e2ee && content.length > MAX_ENCRYPTED_CONTENT) throw new Error(t('chat.tooLong'));
         const updated = await api.editMessage(this.roomId, messageId, content);
         this.editing = null;
-        this.upsert(updated);
+        await this.accept(updated);
       } catch (error) {
         save.disabled = false;
-        toast(error instanceof ApiError ? error.describe() : t('error.network'), 'error');
+        const reason = error instanceof ApiError ? error.describe()
+          : error?.message === t('chat.tooLong') ? t('chat.tooLong') : t('error.network');
+        toast(reason, 'error');
       }
     });
     editor.addEventListener('keydown', (event) => {

@@ -2,6 +2,7 @@
 
 import { api, ApiError, rememberedName, rememberMembership, rememberName } from './api.js';
 import { h, mount } from './dom.js';
+import { e2eeAvailable, keyFragment, keyFromFragment, newRoomKey } from './e2ee.js';
 import { t } from './i18n.js';
 
 const UUID_IN_TEXT = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
@@ -23,6 +24,17 @@ function field(label, input, hint) {
     input,
     hint ? h('span', { class: 'field-hint' }, hint) : null,
   );
+}
+
+/**
+ * The key fragment of a pasted link (`#k=…`), kept as it was typed so that a wrong or cut key
+ * still reaches the room page, which explains it; '' when the text has none.
+ */
+export function keyFragmentFrom(text) {
+  const hash = String(text || '').trim().match(/#(.*)$/);
+  if (!hash || !keyFromFragment(hash[0]).present) return '';
+  const key = new URLSearchParams(hash[1]).get('k') || '';
+  return `#k=${encodeURIComponent(key).replace(/%3D/g, '=')}`;
 }
 
 /** Shows server-side validation errors next to the matching inputs. */
@@ -57,6 +69,17 @@ function createForm(navigate) {
     name: 'display_name', type: 'text', required: true, maxlength: 64, autocomplete: 'nickname',
     placeholder: t('name.placeholder'), value: rememberedName(), testid: 'create-name',
   });
+  const canEncrypt = e2eeAvailable();
+  const e2ee = h('input', {
+    name: 'e2ee', type: 'checkbox', role: 'switch', class: 'switch-input', testid: 'create-e2ee',
+    disabled: !canEncrypt, 'aria-describedby': 'create-e2ee-note',
+  });
+  const e2eeField = h('div', { class: 'field field-switch' },
+    h('label', { class: 'switch-line' }, e2ee,
+      h('span', { class: 'switch-line-text' }, h('span', { class: 'icon icon-lock', 'aria-hidden': 'true' }),
+        t('home.create.e2ee'))),
+    h('span', { class: 'field-hint', id: 'create-e2ee-note', testid: 'create-e2ee-note' },
+      canEncrypt ? t('home.create.e2ee.hint') : t('home.create.e2ee.unavailable')));
   const error = h('p', { class: 'form-error', role: 'alert', testid: 'create-error' });
   const submit = h('button', { type: 'submit', class: 'btn btn-primary btn-wide', testid: 'create-submit' },
     t('home.create.submit'));
@@ -70,6 +93,7 @@ function createForm(navigate) {
     h('div', { class: 'field-row' },
       field(t('home.create.name'), name),
       field(t('home.create.max'), max, t('home.create.max.hint'))),
+    e2eeField,
     error,
     submit,
   );
@@ -81,16 +105,20 @@ function createForm(navigate) {
     if (!form.reportValidity()) return;
     submit.disabled = true;
     submit.textContent = t('home.create.busy');
+    const encrypted = e2ee.checked && canEncrypt;
+    // Made here, before anything is sent; it goes into the link's fragment and nowhere else.
+    const key = encrypted ? newRoomKey() : '';
     try {
       const { room, participant } = await api.createRoom({
         title: title.value,
         description: description.value.trim() || null,
         maxParticipants: Number(max.value) || 10,
         displayName: name.value,
+        e2ee: encrypted,
       });
       rememberName(name.value);
       rememberMembership(room.id, participant?.id);
-      navigate(`/r/${room.id}`);
+      navigate(`/r/${room.id}${encrypted ? keyFragment(key) : ''}`);
     } catch (err) {
       if (err instanceof ApiError) showFieldErrors(form, err, error);
       else error.textContent = t('error.network');
@@ -124,7 +152,7 @@ function joinForm(navigate) {
       input.focus();
       return;
     }
-    navigate(`/r/${roomId}`);
+    navigate(`/r/${roomId}${keyFragmentFrom(input.value)}`);
   });
   return form;
 }

@@ -144,6 +144,79 @@ const en = {
   'error.message_not_found': 'that message no longer exists',
   'error.validation_error': 'please check the form',
   'error.not_a_participant': 'you are not in this meeting any more',
+
+  'home.create.e2ee': 'End-to-end encrypted',
+  'home.create.e2ee.hint':
+    'Video, sound and chat are encrypted in the browsers, with a key that is only in the meeting link. '
+    + 'The meeting title and the names of the people are not encrypted.',
+  'home.create.e2ee.unavailable': 'Encryption needs the page to be opened over HTTPS.',
+
+  'lobby.waiting.title': 'Waiting for the host to let you in',
+  'lobby.waiting.text': 'The host knows you are here. You will be let in as soon as they admit you.',
+  'lobby.cancel': 'Cancel',
+  'lobby.heading': 'Waiting to join',
+  'lobby.request': '{name} wants to join',
+  'lobby.admit': 'Admit',
+  'lobby.deny': 'Deny',
+  'lobby.admit.label': 'Admit {name}',
+  'lobby.deny.label': 'Deny {name}',
+  'lobby.badge': {
+    one: '{count} person is waiting to join',
+    other: '{count} people are waiting to join',
+  },
+  'lobby.notice': '{name} is waiting to join',
+
+  'settings.button': 'Room settings',
+  'settings.heading': 'Room settings',
+  'settings.locked': 'Lock the meeting',
+  'settings.locked.hint': 'Nobody new can join. People already here stay.',
+  'settings.lobby': 'Waiting room',
+  'settings.lobby.hint': 'New people wait until a host lets them in.',
+  'settings.sound': 'Sound when someone knocks',
+  'settings.close': 'Close room settings',
+  'room.status.locked': 'Locked',
+  'room.status.lobby': 'Waiting room',
+  'room.status.e2ee': 'End-to-end encrypted',
+
+  'room.promote.title': 'Make {name} a host',
+  'room.promote.label': 'Make {name} a host',
+  'room.demote.title': 'Take host rights from {name}',
+  'room.demote.label': 'Take host rights from {name}',
+  'room.stepDown.title': 'Stop being a host',
+  'room.stepDown.label': 'Stop being a host',
+  'room.promoted.ok': '{name} is now a host.',
+  'room.demoted.ok': '{name} is no longer a host.',
+  'room.youPromoted': 'You are now a host.',
+  'room.youDemoted': 'You are no longer a host.',
+  'room.lastHost': 'You are the only host. Make someone else a host first.',
+  'room.hand': 'Hand raised',
+  'room.handOf': '{name} raised a hand',
+
+  'media.hand': 'Hand',
+  'media.hand.name': 'Raise hand',
+  'media.hand.on': 'Lower your hand',
+  'media.hand.off': 'Raise your hand',
+  'media.e2ee.noKey': 'The video of this meeting is end-to-end encrypted, and your link has no key for it.',
+  'media.e2ee.unsupported': 'This browser cannot take part in end-to-end encrypted video.',
+  'media.e2ee.cannotDecrypt': 'Cannot decrypt this video',
+
+  'e2ee.noKey': 'This meeting is end-to-end encrypted. Ask for the full link, including the part after #.',
+  'e2ee.wrongKey':
+    'The key in your link does not open this meeting. '
+    + 'This meeting is end-to-end encrypted. Ask for the full link, including the part after #.',
+  'chat.undecryptable': 'Encrypted message (cannot be read with your link)',
+  'chat.noKey': 'The chat is end-to-end encrypted: you need the full link to read and write.',
+  'chat.tooLong': 'the message is too long',
+
+  'screen.denied.title': 'The host did not let you in',
+  'screen.denied.text': 'Your request to join this meeting was declined.',
+  'prejoin.locked': 'This meeting is locked: the host is not letting anyone new in right now.',
+  'error.room_locked': 'the meeting is locked',
+  'error.lobby_denied': 'the host did not let you in',
+  'error.last_host': 'you are the only host',
+  'error.already_resolved': 'another host has already answered',
+  'error.request_not_found': 'this request is no longer waiting',
+  'error.room_full': 'the meeting is full',
 };
 
 const ru = {
@@ -290,6 +363,81 @@ const ru = {
   'error.message_not_found': 'этого сообщения уже нет',
   'error.validation_error': 'проверьте поля формы',
   'error.not_a_participant': 'вы больше не участник этой встречи',
+
+  'home.create.e2ee': 'Сквозное шифрование',
+  'home.create.e2ee.hint':
+    'Видео, звук и чат шифруются в браузерах ключом, который есть только в ссылке на встречу. '
+    + 'Название встречи и имена участников не шифруются.',
+  'home.create.e2ee.unavailable': 'Для шифрования страницу нужно открыть по HTTPS.',
+
+  'lobby.waiting.title': 'Ждём, пока организатор впустит вас',
+  'lobby.waiting.text': 'Организатор знает, что вы здесь. Вы войдёте, как только он вас впустит.',
+  'lobby.cancel': 'Отмена',
+  'lobby.heading': 'Ждут входа',
+  'lobby.request': '{name} просит войти',
+  'lobby.admit': 'Впустить',
+  'lobby.deny': 'Отклонить',
+  'lobby.admit.label': 'Впустить: {name}',
+  'lobby.deny.label': 'Отклонить: {name}',
+  'lobby.badge': {
+    one: 'Входа ждёт {count} человек',
+    few: 'Входа ждут {count} человека',
+    many: 'Входа ждут {count} человек',
+    other: 'Входа ждут {count} человека',
+  },
+  'lobby.notice': '{name} ждёт входа',
+
+  'settings.button': 'Настройки встречи',
+  'settings.heading': 'Настройки встречи',
+  'settings.locked': 'Закрыть вход',
+  'settings.locked.hint': 'Новые участники не смогут войти. Те, кто уже здесь, останутся.',
+  'settings.lobby': 'Зал ожидания',
+  'settings.lobby.hint': 'Новые участники ждут, пока организатор их впустит.',
+  'settings.sound': 'Звук, когда кто-то просит войти',
+  'settings.close': 'Закрыть настройки встречи',
+  'room.status.locked': 'Вход закрыт',
+  'room.status.lobby': 'Зал ожидания',
+  'room.status.e2ee': 'Сквозное шифрование',
+
+  'room.promote.title': 'Сделать организатором: {name}',
+  'room.promote.label': 'Сделать организатором: {name}',
+  'room.demote.title': 'Снять права организатора: {name}',
+  'room.demote.label': 'Снять права организатора: {name}',
+  'room.stepDown.title': 'Перестать быть организатором',
+  'room.stepDown.label': 'Перестать быть организатором',
+  'room.promoted.ok': '{name} теперь организатор.',
+  'room.demoted.ok': '{name} больше не организатор.',
+  'room.youPromoted': 'Теперь вы организатор.',
+  'room.youDemoted': 'Вы больше не организатор.',
+  'room.lastHost': 'Вы единственный организатор. Сначала сделайте организатором кого-то ещё.',
+  'room.hand': 'Поднята рука',
+  'room.handOf': '{name} поднимает руку',
+
+  'media.hand': 'Рука',
+  'media.hand.name': 'Поднять руку',
+  'media.hand.on': 'Опустить руку',
+  'media.hand.off': 'Поднять руку',
+  'media.e2ee.noKey': 'Видео этой встречи зашифровано сквозным шифрованием, а в вашей ссылке нет ключа.',
+  'media.e2ee.unsupported': 'Этот браузер не поддерживает видео со сквозным шифрованием.',
+  'media.e2ee.cannotDecrypt': 'Это видео не расшифровать',
+
+  'e2ee.noKey': 'Эта встреча защищена сквозным шифрованием. Попросите полную ссылку, вместе с частью после #.',
+  'e2ee.wrongKey':
+    'Ключ в вашей ссылке не подходит к этой встрече. '
+    + 'Эта встреча защищена сквозным шифрованием. Попросите полную ссылку, вместе с частью после #.',
+  'chat.undecryptable': 'Зашифрованное сообщение (с вашей ссылкой его не прочитать)',
+  'chat.noKey': 'Чат зашифрован сквозным шифрованием: чтобы читать и писать, нужна полная ссылка.',
+  'chat.tooLong': 'сообщение слишком длинное',
+
+  'screen.denied.title': 'Организатор не впустил вас',
+  'screen.denied.text': 'Ваш запрос на вход в эту встречу отклонён.',
+  'prejoin.locked': 'Вход во встречу закрыт: организатор сейчас никого не впускает.',
+  'error.room_locked': 'вход во встречу закрыт',
+  'error.lobby_denied': 'организатор не впустил вас',
+  'error.last_host': 'вы единственный организатор',
+  'error.already_resolved': 'другой организатор уже ответил',
+  'error.request_not_found': 'этот запрос больше не ждёт ответа',
+  'error.room_full': 'во встрече нет мест',
 };
 
 const catalogs = { en, ru };

@@ -6,6 +6,8 @@ import { h, hueClass, initials, mount, toast } from './dom.js';
 import { t } from './i18n.js';
 
 const LIVEKIT_MODULE = '/vendor/livekit-client.esm.mjs';
+// livekit-client's worker that encrypts and decrypts media frames in end-to-end encrypted rooms.
+const E2EE_WORKER = '/vendor/livekit-client.e2ee.worker.mjs';
 const CONNECT_TIMEOUT_MS = 8000;
 const OWN_CHANGE_GRACE_MS = 1500;
 // After a connection the platform did not end (LiveKit restarted, the network dropped), the
@@ -200,12 +202,33 @@ function withTimeout(promise, ms) {
  * controls. Tiles are keyed by LiveKit identity, which is the participant's public id.
  */
 export class MediaStage {
-  constructor({ roomId, selfName, wantMic, wantCamera, onActiveSpeakers }) {
+  /**
+   * @param {object} options
+   * @param {string} options.roomId
+   * @param {string} options.selfName
+   * @param {boolean} options.wantMic
+   * @param {boolean} options.wantCamera
+   * @param {(ids: Set<string>) => void} [options.onActiveSpeakers]
+   * @param {{key: Uint8Array|null} | null} [options.e2ee]  set in end-to-end encrypted rooms;
+   *   `key` is the room key from the link (null when the link has none)
+   * @param {(identity: string) => void} [options.onUndecryptable]  a remote's media failed to decrypt
+   * @param {(identity: string) => void} [options.onDecrypted]  a remote's video decoded (e2ee rooms)
+   */
+  constructor({ roomId, selfName, wantMic, wantCamera, onActiveSpeakers, e2ee = null, onUndecryptable, onDecrypted }) {
     this.roomId = roomId;
     this.selfName = selfName;
     this.wantMic = wantMic;
     this.wantCamera = wantCamera;
     this.onActiveSpeakers = onActiveSpeakers || (() => {});
+    this.e2ee = e2ee;
+    this.onUndecryptable = onUndecryptable || (() => {});
+    this.onDecrypted = onDecrypted || (() => {});
+    /** The E2EE worker of the current LiveKit room (one per room, ended with it). */
+    this.worker = null;
+    /** Identities whose media this page could not decrypt. */
+    this.undecryptable = new Set();
+    /** Public ids whose hand is up, marked on their camera tiles. */
+    this.hands = new Set();
     this.lk = null;
     this.room = null;
     this.stopped = false;
@@ -248,6 +271,13 @@ export class MediaStage {
    */
   async start({ reconnecting = false } = {}) {
     clearTimeout(this.reconnectTimer);
+    // Without the key nothing could be decrypted, and what this page sent could not be read:
+    // video stays off, and the stage says why (the room page explains how to get the key).
+    if (this.e2ee && !this.e2ee.key) {
+      this.showNotice('e2ee-no-key');
+      this.updateControls();
+      return;
+    }
     this.showNotice(reconnecting ? 'reconnecting' : 'connecting');
     this.updateControls();
     try {
@@ -257,17 +287,30 @@ export class MediaStage {
       this.lk = this.lk || (await import(LIVEKIT_MODULE));
       if (this.stopped) return;
       this.lk.setLogLevel?.('warn');
+      if (this.e2ee && !this.lk.isE2EESupported()) {
+        this.showNotice('e2ee-unsupported');
+        this.updateControls();
+        return;
+      }
+      const e2ee = this.e2ee ? await this.encryption() : undefined;
+      if (this.stopped) {
+        this.endWorker();
+        return;
+      }
       // A reload or a closed tab must not read as "left the meeting" (LiveKit would report a
       // deliberate leave): the connection just drops, and presence decides. Leave says so.
-      const room = new this.lk.Room({ adaptiveStream: true, dynacast: true, disconnectOnPageLeave: false });
+      const room = new this.lk.Room({ adaptiveStream: true, dynacast: true, disconnectOnPageLeave: false, e2ee });
       this.room = room;
       this.listen(room);
       try {
+        // As livekit-client documents it: the key is set, then encryption enabled, then connect.
+        if (e2ee) await room.setE2EEEnabled(true);
         await withTimeout(room.connect(grant.url, grant.token, { autoSubscribe: true }), CONNECT_TIMEOUT_MS);
       } catch (error) {
         this.room = null;
         room.removeAllListeners?.();
         room.disconnect().catch(() => {});
+        this.endWorker();
         throw error;
       }
       if (this.stopped) {
@@ -293,13 +336,83 @@ export class MediaStage {
     }
   }
 
+  /**
+   * The room options' `e2ee` part: livekit-client's shared-key provider holding the room key
+   * (livekit-client derives its frame key from it with HKDF and its own salt), and a fresh
+   * worker from /vendor/ (the CSP allows workers from this origin only). `e2ee` rather than
+   * `encryption`: the latter also encrypts LiveKit data packets, which this client does not send.
+   */
+  async encryption() {
+    this.endWorker();
+    // AES-256-GCM frames (livekit-client's default is 128-bit keys; every peer here is a browser).
+    const keyProvider = new this.lk.ExternalE2EEKeyProvider({ keySize: 256 });
+    await keyProvider.setKey(this.e2ee.key.slice().buffer);
+    this.worker = new Worker(E2EE_WORKER, { type: 'module', name: 'veche-e2ee' });
+    return { keyProvider, worker: this.worker };
+  }
+
+  endWorker() {
+    this.worker?.terminate();
+    this.worker = null;
+  }
+
+  /**
+   * livekit-client reports a frame it could not decrypt as EncryptionError, its message
+   * starting with the reason: InvalidKey or MissingKey mean the keys differ (our link's key or
+   * theirs); anything else (InternalError: a track being set up) is not about the key.
+   */
+  encryptionError(error, participant) {
+    const message = String(error?.message || '');
+    if (!/^(InvalidKey|MissingKey)\b/.test(message)) return;
+    const identity = participant?.identity;
+    if (!identity || participant === this.room?.localParticipant) return;
+    if (!this.undecryptable.has(identity)) {
+      this.undecryptable.add(identity);
+      this.markUndecryptable(identity);
+    }
+    this.onUndecryptable(identity);
+  }
+
+  markUndecryptable(identity) {
+    for (const tile of this.tiles.values()) {
+      if (tile.dataset.identity !== identity) continue;
+      const cannot = this.undecryptable.has(identity) && !(tile.video.videoWidth > 0);
+      tile.classList.toggle('tile-undecryptable', cannot);
+      tile.dataset.decrypt = cannot ? 'failed' : 'ok';
+    }
+  }
+
+  /** A remote video that got a size has decoded frames: in an e2ee room, it was decrypted. */
+  videoDecoded(tile) {
+    const identity = tile.dataset.identity;
+    if (!this.e2ee || !identity || !(tile.video.videoWidth > 0)) return;
+    if (identity === this.room?.localParticipant?.identity) return;
+    this.undecryptable.delete(identity);
+    this.markUndecryptable(identity);
+    this.onDecrypted(identity);
+  }
+
+  /** Marks the camera tiles of the people whose hand is up. */
+  setHands(ids) {
+    this.hands = new Set(ids);
+    for (const [key, tile] of this.tiles) this.markHand(key, tile);
+  }
+
+  markHand(key, tile) {
+    const raised = key.endsWith(':camera') && this.hands.has(tile.dataset.identity);
+    tile.classList.toggle('tile-hand-raised', raised);
+    tile.querySelector('.tile-hand').hidden = !raised;
+  }
+
   async publishInitial() {
     const local = this.room?.localParticipant;
     if (!local) return;
-    for (const [wanted, enable] of [
+    /** @type {Array<[boolean, (on: boolean) => Promise<unknown>]>} */
+    const choices = [
       [this.wantMic, (on) => local.setMicrophoneEnabled(on)],
       [this.wantCamera, (on) => local.setCameraEnabled(on)],
-    ]) {
+    ];
+    for (const [wanted, enable] of choices) {
       if (!wanted) continue;
       try {
         this.ownChangeUntil = Infinity;
@@ -336,6 +449,7 @@ export class MediaStage {
       })
       .on(RoomEvent.TrackUnmuted, (_pub, participant) => resync(participant))
       .on(RoomEvent.ActiveSpeakersChanged, (speakers) => this.markSpeakers(speakers))
+      .on(RoomEvent.EncryptionError, (error, participant) => this.encryptionError(error, participant))
       .on(RoomEvent.AudioPlaybackStatusChanged, () => this.updateAudioPlayback())
       .on(RoomEvent.MediaDevicesError, (error) => {
         toast(t('media.deviceError', { reason: deviceErrorReason(error) }), 'error');
@@ -348,6 +462,7 @@ export class MediaStage {
       .on(RoomEvent.Disconnected, (reason) => {
         if (this.stopped || this.room !== room) return;
         this.room = null;
+        this.endWorker();
         this.clearTiles();
         this.updateControls();
         if (this.endedByPlatform(reason)) this.showNotice('disconnected');
@@ -369,11 +484,14 @@ export class MediaStage {
     const { Track } = this.lk;
     const isLocal = participant === this.room.localParticipant;
     const name = isLocal ? t('media.you') : participant.name || participant.identity;
+    // In an e2ee room a remote track that is not encrypted is never played: nobody with the
+    // key sends one, so it can only be a downgrade (a server passing off media of its own).
+    const trackOf = (pub) => (pub && (isLocal || !this.e2ee || pub.isEncrypted) ? pub.track || null : null);
 
     const camera = participant.getTrackPublication(Track.Source.Camera);
     const cameraTile = this.tile(`${participant.identity}:camera`, participant.identity, name, isLocal,
       false, isLocal ? this.selfName : name);
-    this.showVideo(cameraTile, camera && !camera.isMuted ? camera.track : null);
+    this.showVideo(cameraTile, camera && !camera.isMuted ? trackOf(camera) : null);
     const mic = participant.getTrackPublication(Track.Source.Microphone);
     const micOff = !mic || mic.isMuted;
     cameraTile.classList.toggle('tile-mic-off', micOff);
@@ -381,9 +499,9 @@ export class MediaStage {
 
     const screen = participant.getTrackPublication(Track.Source.ScreenShare);
     const screenKey = `${participant.identity}:screen`;
-    if (screen?.track && !screen.isMuted) {
+    if (trackOf(screen) && !screen.isMuted) {
       const screenTile = this.tile(screenKey, participant.identity, t('media.screenOf', { name }), false, true, name);
-      this.showVideo(screenTile, screen.track);
+      this.showVideo(screenTile, trackOf(screen));
     } else {
       this.removeTile(screenKey);
     }
@@ -391,7 +509,7 @@ export class MediaStage {
     if (!isLocal) {
       for (const source of [Track.Source.Microphone, Track.Source.ScreenShareAudio]) {
         const pub = participant.getTrackPublication(source);
-        this.playAudio(`${participant.identity}:${source}`, pub?.track || null);
+        this.playAudio(`${participant.identity}:${source}`, trackOf(pub));
       }
     }
     if (isLocal) this.updateControls();
@@ -408,17 +526,24 @@ export class MediaStage {
         { class: `tile ${isScreen ? 'tile-screen' : ''}`, testid: 'video-tile', dataset: { identity } },
         video,
         h('div', { class: `tile-avatar ${hueClass(identity)}`, 'aria-hidden': 'true' }),
+        h('div', { class: 'tile-lock', testid: 'tile-undecryptable' },
+          h('span', { class: 'icon icon-lock', 'aria-hidden': 'true' }), t('media.e2ee.cannotDecrypt')),
+        h('span', { class: 'tile-hand', testid: 'tile-hand', hidden: true, role: 'img', 'aria-label': t('room.hand'),
+          title: t('room.hand') }, h('span', { class: 'icon icon-hand', 'aria-hidden': 'true' })),
         h('div', { class: 'tile-label' },
           h('span', { class: 'icon icon-mic-off tile-mic-icon', 'aria-hidden': 'true' }),
           h('span', { class: 'tile-name' })),
       );
       tile.video = video;
       tile.videoTrack = null;
+      if (!mirrored) video.addEventListener('resize', () => this.videoDecoded(tile));
       video.classList.toggle('mirror', mirrored);
       this.tiles.set(key, tile);
       // Screen shares go first: they are what people look at.
       if (isScreen) this.grid.prepend(tile);
       else this.grid.appendChild(tile);
+      this.markHand(key, tile);
+      if (this.undecryptable.has(identity)) this.markUndecryptable(identity);
     }
     tile.querySelector('.tile-name').textContent = name;
     tile.querySelector('.tile-avatar').textContent = initials(avatarName || name);
@@ -517,8 +642,19 @@ export class MediaStage {
     notice.className = `stage-notice stage-notice-${state}`;
     delete notice.dataset.testid;
     const unavailable = state === 'unavailable' || state === 'disconnected';
-    this.element.classList.toggle('stage-unavailable', unavailable);
-    if (unavailable) {
+    const e2ee = state === 'e2ee-no-key' || state === 'e2ee-unsupported';
+    this.element.classList.toggle('stage-unavailable', unavailable || e2ee);
+    if (e2ee) {
+      notice.dataset.testid = 'video-e2ee';
+      mount(
+        notice,
+        h('span', { class: 'icon icon-lock stage-notice-icon', 'aria-hidden': 'true' }),
+        h('strong', { class: 'stage-notice-title' },
+          state === 'e2ee-no-key' ? t('media.e2ee.noKey') : t('media.e2ee.unsupported')),
+        // Without the key the chat cannot be read either; with it, only the video is missing.
+        state === 'e2ee-no-key' ? null : h('span', { class: 'stage-notice-detail' }, t('media.unavailable.detail')),
+      );
+    } else if (unavailable) {
       notice.dataset.testid = 'video-unavailable';
       mount(
         notice,
@@ -621,6 +757,7 @@ export class MediaStage {
     const room = this.room;
     this.room = null;
     this.clearTiles();
-    if (room) room.disconnect().catch(() => {});
+    if (room) room.disconnect().catch(() => {}).finally(() => this.endWorker());
+    else this.endWorker();
   }
 }

@@ -1,4 +1,5 @@
 // The live participant list, keyed by public participant id, with the host's moderation buttons.
+// Raised hands come first (the earliest raised first), then everyone by the time they joined.
 
 import { h, hueClass, initials } from './dom.js';
 import { t } from './i18n.js';
@@ -9,17 +10,32 @@ function byJoinTime(a, b) {
   return at - bt || String(a.id).localeCompare(String(b.id));
 }
 
+function handTime(person) {
+  return person.hand_raised_at ? Date.parse(person.hand_raised_at) || 0 : null;
+}
+
+export function byHandThenJoinTime(a, b) {
+  const ah = handTime(a);
+  const bh = handTime(b);
+  if (ah !== null && bh !== null && ah !== bh) return ah - bh;
+  if (ah !== null && bh === null) return -1;
+  if (ah === null && bh !== null) return 1;
+  return byJoinTime(a, b);
+}
+
 export class ParticipantList {
   /**
    * @param {object} options
    * @param {{id: string, role: string}} options.self  the caller's membership (join response)
    * @param {number} options.maxParticipants
-   * @param {(participant, kind: 'kick'|'audio'|'video') => Promise<void>} options.onModerate
+   * @param {(participant, kind: 'kick'|'audio'|'video'|'promote'|'demote') => Promise<void>} options.onModerate
+   * @param {(() => void) | null} [options.onChange]  called after every change of the list
    */
-  constructor({ self, maxParticipants, onModerate }) {
+  constructor({ self, maxParticipants, onModerate, onChange = null }) {
     this.self = self;
     this.maxParticipants = maxParticipants;
     this.onModerate = onModerate;
+    this.onChange = onChange;
     this.people = new Map();
     this.items = new Map();
     this.speaking = new Set();
@@ -65,6 +81,20 @@ export class ParticipantList {
     if (this.people.delete(publicId)) this.render();
   }
 
+  /** The public ids of the people whose hand is up. */
+  raisedHands() {
+    return new Set([...this.people.values()].filter((p) => p.hand_raised_at).map((p) => p.id));
+  }
+
+  /** How many active hosts the list knows of. */
+  hostCount() {
+    return [...this.people.values()].filter((p) => p.role === 'host').length;
+  }
+
+  get(publicId) {
+    return this.people.get(publicId) || null;
+  }
+
   setSpeaking(identities) {
     this.speaking = identities;
     for (const [id, item] of this.items) {
@@ -73,7 +103,7 @@ export class ParticipantList {
   }
 
   render() {
-    const sorted = [...this.people.values()].sort(byJoinTime);
+    const sorted = [...this.people.values()].sort(byHandThenJoinTime);
     for (const [id, item] of this.items) {
       if (!this.people.has(id)) {
         item.remove();
@@ -87,6 +117,7 @@ export class ParticipantList {
     this.count.textContent = this.maxParticipants
       ? `${sorted.length} / ${this.maxParticipants}`
       : String(sorted.length);
+    this.onChange?.();
   }
 
   item(person) {
@@ -99,7 +130,19 @@ export class ParticipantList {
     item.querySelector('.person-name').textContent = name;
     const avatar = item.querySelector('.avatar');
     avatar.textContent = initials(name);
-    item.querySelector('.badge-host').hidden = person.role !== 'host';
+    const isHost = person.role === 'host';
+    item.querySelector('.badge-host').hidden = !isHost;
+    item.dataset.role = isHost ? 'host' : 'participant';
+    const hand = item.querySelector('.person-hand');
+    hand.hidden = !person.hand_raised_at;
+    hand.title = t('room.handOf', { name });
+    hand.setAttribute('aria-label', t('room.handOf', { name }));
+    item.dataset.hand = person.hand_raised_at ? 'raised' : 'down';
+    item.classList.toggle('person-hand-raised', Boolean(person.hand_raised_at));
+    const promote = item.querySelector('[data-testid="promote-button"]');
+    const demote = item.querySelector('[data-testid="demote-button"]');
+    if (promote) promote.hidden = isHost;
+    if (demote) demote.hidden = !isHost;
     item.classList.toggle('person-speaking', this.speaking.has(person.id));
     for (const button of item.querySelectorAll('[data-title-key]')) {
       button.title = t(button.dataset.titleKey, { name });
@@ -110,12 +153,19 @@ export class ParticipantList {
 
   build(person) {
     const isSelf = person.id === this.self?.id;
-    const actions = this.isHost && !isSelf
-      ? h('div', { class: 'person-actions' },
+    let actions = null;
+    if (this.isHost && !isSelf) {
+      actions = h('div', { class: 'person-actions' },
+        this.action(person, 'promote', 'promote-button', 'host', 'room.promote'),
+        this.action(person, 'demote', 'demote-button', 'host-off', 'room.demote'),
         this.action(person, 'audio', 'mute-audio-button', 'mic-off', 'room.muteAudio'),
         this.action(person, 'video', 'mute-video-button', 'cam-off', 'room.muteVideo'),
-        this.action(person, 'kick', 'kick-button', 'kick', 'room.kick'))
-      : null;
+        this.action(person, 'kick', 'kick-button', 'kick', 'room.kick'));
+    } else if (this.isHost && isSelf) {
+      // A host may hand back its rights, unless it is the only one (409 last_host).
+      actions = h('div', { class: 'person-actions' },
+        this.action(person, 'demote', 'step-down-button', 'host-off', 'room.stepDown'));
+    }
     return h(
       'li',
       { class: `person ${isSelf ? 'person-self' : ''}`, testid: 'participant-item',
@@ -124,6 +174,7 @@ export class ParticipantList {
       h('span', { class: 'person-main' },
         h('span', { class: 'person-name' }),
         h('span', { class: 'person-badges' },
+          h('span', { class: 'icon icon-hand person-hand', role: 'img', hidden: true, testid: 'participant-hand' }),
           isSelf ? h('span', { class: 'badge badge-self' }, t('room.you')) : null,
           h('span', { class: 'badge badge-host', hidden: true }, t('room.host')),
           h('span', { class: 'speaking-bars', title: t('room.speaking'), 'aria-hidden': 'true' },

@@ -4,11 +4,15 @@ import {
   api, ApiError, isUuid, rememberedMembership, rememberedName, rememberMembership, rememberName,
 } from './api.js';
 import { ChatPanel, ChatSocket, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_ROOM_ENDED } from './chat.js';
+import { LobbyPanel, prejoinNotes, RoomSettings } from './controls.js';
 import { h, mount, toast } from './dom.js';
+import { ChatCipher, e2eeAvailable, keyFragment, keyFromFragment } from './e2ee.js';
 import { t } from './i18n.js';
 import { DevicePreview, MediaStage, toggleButton } from './media.js';
 import { ParticipantList } from './participants.js';
-import { showEnded, showError, showFull, showKicked, showNotFound, showRateLimited } from './screens.js';
+import {
+  showDenied, showEnded, showError, showFull, showKicked, showNotFound, showRateLimited,
+} from './screens.js';
 
 const LEAVE_TIMEOUT_MS = 3000;
 // While the chat socket is down nothing pushes joins, leaves, kicks or the end of the meeting,
@@ -16,6 +20,9 @@ const LEAVE_TIMEOUT_MS = 3000;
 const OFFLINE_POLL_MS = 10000;
 // A full room is looked at again at this pace on pre-join, so Join opens once a place frees up.
 const FULL_POLL_MS = 5000;
+// While waiting in a room's lobby, the join is repeated at this pace (docs/api.md, section 16):
+// 202 while waiting, 201 once a host admitted, 403 lobby_denied once one denied.
+const LOBBY_POLL_MS = 3000;
 
 function loading() {
   return h('div', { class: 'loading', role: 'status' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }));
@@ -38,11 +45,13 @@ export function renderRoom(root, navigate, roomId) {
  * is still the current one.
  *
  *   loading ─► prejoin ─► meeting ─► leaving
- *      ▲          │          │
- *      └── over ◄─┴──────────┘      (any state) ─► closed, when the page goes away
+ *      ▲          │  │       ▲  │
+ *      │          │  └► lobby┘  │   (lobby: waiting for a host to admit)
+ *      └── over ◄─┴──────┴──────┘   (any state) ─► closed, when the page goes away
  *
  * @typedef {{ name: 'loading' }
  *   | { name: 'prejoin', preview: DevicePreview, timer: ReturnType<typeof setTimeout> | null }
+ *   | { name: 'lobby', timer: ReturnType<typeof setTimeout> | null }
  *   | { name: 'meeting', meeting: Meeting }
  *   | { name: 'leaving' }
  *   | { name: 'over', cleanup: (() => void) | null }
@@ -54,7 +63,8 @@ function release(state) {
   if (state.name === 'prejoin') {
     state.preview.stop();
     clearTimeout(state.timer);
-  } else if (state.name === 'meeting') state.meeting.stop();
+  } else if (state.name === 'lobby') clearTimeout(state.timer);
+  else if (state.name === 'meeting') state.meeting.stop();
   else if (state.name === 'over') state.cleanup?.();
 }
 
@@ -67,6 +77,18 @@ class RoomSession {
     this.room = null;
     /** @type {SessionState} */
     this.state = { name: 'loading' };
+    /**
+     * The room key of an end-to-end encrypted room, from the link's fragment (#k=…). It lives
+     * there only: never stored, never sent (docs/api.md, section 17).
+     */
+    this.key = keyFromFragment(location.hash);
+    /** The chat cipher made from the key, once the room is known to be encrypted. */
+    this.cipher = null;
+  }
+
+  /** Why this page cannot read an e2ee room: no usable key in its link, or no WebCrypto. */
+  keyProblem() {
+    return e2eeAvailable() ? t('e2ee.noKey') : t('home.create.e2ee.unavailable');
   }
 
   /** Moves to `next`, releasing what the current state holds; false once the page is closed. */
@@ -89,6 +111,7 @@ class RoomSession {
       case 'not-found': showNotFound(this.root, this.navigate); break;
       case 'ended': showEnded(this.root, this.navigate); break;
       case 'kicked': showKicked(this.root, this.navigate); break;
+      case 'denied': showDenied(this.root, this.navigate); break;
       case 'full':
         showFull(this.root, this.navigate, { maxParticipants: this.room?.max_participants, onRetry: retry });
         break;
@@ -108,6 +131,7 @@ class RoomSession {
     } else if (error.code === 'room_ended') this.finish('ended');
     else if (error.code === 'room_full') this.finish('full');
     else if (error.code === 'banned') this.finish('kicked');
+    else if (error.code === 'lobby_denied') this.finish('denied');
     else if (error.code === 'rate_limited' || error.status === 429) {
       this.finish('rate-limited', { seconds: error.retryAfter ?? 5 });
     } else return false;
@@ -137,6 +161,14 @@ class RoomSession {
     if (room.status === 'ended') {
       this.finish('ended');
       return;
+    }
+    if (room.e2ee && this.key.bytes && e2eeAvailable() && !this.cipher) {
+      try {
+        this.cipher = await ChatCipher.fromRoomKey(this.key.bytes, this.roomId);
+      } catch {
+        this.cipher = null; // said on pre-join and in the meeting: the room cannot be read
+      }
+      if (this.state !== loadingState) return;
     }
     const hasPlace = await this.hasPlace(room);
     if (this.state === loadingState) this.showPrejoin(hasPlace);
@@ -239,8 +271,13 @@ class RoomSession {
       { class: 'prejoin-form' },
       h('h1', { class: 'prejoin-title' }, room.title),
       room.description ? h('p', { class: 'prejoin-description' }, room.description) : null,
+      room.e2ee ? h('p', { class: 'prejoin-e2ee', testid: 'prejoin-e2ee' },
+        h('span', { class: 'icon icon-lock', 'aria-hidden': 'true' }), t('room.status.e2ee')) : null,
+      room.e2ee && !this.cipher
+        ? h('p', { class: 'e2ee-notice', role: 'alert', testid: 'e2ee-notice' }, this.keyProblem()) : null,
       count,
       full,
+      prejoinNotes(room),
       h('label', { class: 'field' }, h('span', { class: 'field-label' }, t('prejoin.name')), name),
       error,
       submit,
@@ -282,23 +319,71 @@ class RoomSession {
 
   /** POST join from the pre-join state; errors end on a screen or show inline in `errorLine`. */
   async join(prejoin, displayName, errorLine) {
-    let self;
+    let result;
     try {
-      ({ self } = await api.joinRoom(this.roomId, displayName));
+      result = await api.joinRoom(this.roomId, displayName);
     } catch (error) {
       if (this.state !== prejoin || this.finishFor(error)) return;
+      if (error instanceof ApiError && error.code === 'room_locked') {
+        errorLine.textContent = t('prejoin.locked');
+        return;
+      }
       const field = error instanceof ApiError ? error.errors.find((e) => e.field === 'display_name') : null;
       errorLine.textContent = field?.message || (error instanceof ApiError ? error.describe() : t('error.network'));
       return;
     }
     if (this.state !== prejoin) return;
     rememberName(displayName);
+    const choices = { wantMic: prejoin.preview.micOn, wantCamera: prejoin.preview.camOn };
+    if (result.waiting !== null) this.waitInLobby(displayName, choices);
+    else this.enter(result.self, choices);
+  }
+
+  /** Into the meeting with a membership (join answered 200 or 201). */
+  enter(self, choices) {
     rememberMembership(this.roomId, self.id);
-    const meeting = new Meeting(this, self, {
-      wantMic: prejoin.preview.micOn,
-      wantCamera: prejoin.preview.camOn,
-    });
+    const meeting = new Meeting(this, self, choices);
     if (this.moveTo({ name: 'meeting', meeting })) meeting.start();
+  }
+
+  /**
+   * The room's lobby answered 202: the page waits, repeating the same join, until a host
+   * admits (the meeting opens), denies ("the host did not let you in") or the room changes.
+   */
+  waitInLobby(displayName, choices) {
+    /** @type {{ name: 'lobby', timer: ReturnType<typeof setTimeout> | null }} */
+    const lobby = { name: 'lobby', timer: null };
+    if (!this.moveTo(lobby)) return;
+    document.title = `${this.room?.title ?? ''} · ${t('app.name')}`;
+    mount(
+      this.root,
+      h('section', { class: 'screen card lobby-wait', testid: 'lobby-waiting', role: 'status' },
+        h('div', { class: 'screen-icon screen-icon-wait', 'aria-hidden': 'true' }),
+        h('h1', { class: 'screen-title' }, t('lobby.waiting.title')),
+        h('p', { class: 'screen-text' }, t('lobby.waiting.text')),
+        h('div', { class: 'lobby-wait-spinner' }, h('span', { class: 'spinner', 'aria-hidden': 'true' })),
+        h('div', { class: 'screen-actions' },
+          h('button', { type: 'button', class: 'btn', testid: 'lobby-cancel', onclick: () => this.navigate('/') },
+            t('lobby.cancel')))),
+    );
+    const again = (delay) => {
+      lobby.timer = setTimeout(async () => {
+        let result;
+        try {
+          result = await api.joinRoom(this.roomId, displayName);
+        } catch (error) {
+          if (this.state !== lobby) return;
+          if (error instanceof ApiError && error.code === 'room_locked') this.open(); // pre-join says so
+          else if (error instanceof ApiError && error.code === 'rate_limited') again((error.retryAfter || 5) * 1000);
+          else if (!this.finishFor(error)) again(LOBBY_POLL_MS); // no answer, 503: keep waiting
+          return;
+        }
+        if (this.state !== lobby) return;
+        if (result.waiting !== null) again(LOBBY_POLL_MS);
+        else this.enter(result.self, choices);
+      }, delay);
+    };
+    again(LOBBY_POLL_MS);
   }
 
   // --- the way out -------------------------------------------------------------------------
@@ -334,20 +419,43 @@ class Meeting {
     /** When the membership was last renewed after a 4403 (a second 4403 soon after is a ban). */
     this.rejoinedAt = 0;
     this.pollTimer = null;
+    this.e2ee = Boolean(this.room.e2ee);
+    /** Something of someone else's was decrypted with this link's key: the key is right. */
+    this.keyWorks = false;
+    this.settings = new RoomSettings({ roomId: this.roomId, room: this.room, onRoom: (room) => this.applyRoom(room) });
+    this.lobby = new LobbyPanel({ roomId: this.roomId });
+    this.handButton = toggleButton({
+      testid: 'toggle-hand', iconOn: 'hand', iconOff: 'hand', text: t('media.hand'), name: t('media.hand.name'),
+      labelOn: t('media.hand.on'), labelOff: t('media.hand.off'), onclick: () => this.toggleHand(),
+    });
+    this.handButton.update(false);
+    this.e2eeNotice = h('p', { class: 'e2ee-notice', role: 'alert', testid: 'e2ee-notice', hidden: true });
     this.people = new ParticipantList({
       self,
       maxParticipants: this.room.max_participants,
       onModerate: (person, kind) => this.moderate(person, kind),
+      onChange: () => this.onPeopleChanged(),
     });
     this.people.upsert(publicView(self));
-    this.chat = new ChatPanel({ roomId: this.roomId, self, send: (frame) => this.socket.send(frame) });
+    const cipher = this.e2ee ? session.cipher : null;
+    this.chat = new ChatPanel({
+      roomId: this.roomId, self, send: (frame) => this.socket.send(frame),
+      e2ee: this.e2ee, cipher, onDecryption: (ok) => this.keyEvidence(ok),
+    });
     this.stage = new MediaStage({
       roomId: this.roomId,
       selfName: self.display_name,
       wantMic,
       wantCamera,
       onActiveSpeakers: (ids) => this.people.setSpeaking(ids),
+      // The media key is the room key itself: livekit-client derives its frame key from it
+      // with HKDF and its own salt, unlike the chat key (e2ee.js).
+      e2ee: this.e2ee ? { key: cipher ? session.key.bytes : null } : null,
+      onUndecryptable: () => this.keyEvidence(false),
+      onDecrypted: () => this.keyEvidence(true),
     });
+    this.stage.setHands(this.people.raisedHands());
+    if (this.e2ee && !cipher) this.showKeyNotice(session.keyProblem());
     this.socket = new ChatSocket({
       roomId: this.roomId,
       lastSeenId: () => this.chat.lastSeenId(),
@@ -388,6 +496,8 @@ class Meeting {
         this.session.finish('ended');
         return;
       }
+      this.applyRoom(room);
+      this.lobby.refresh();
       const list = await api.listParticipants(this.roomId);
       if (!this.live) return;
       this.people.setAll(list);
@@ -398,7 +508,9 @@ class Meeting {
   }
 
   render() {
-    const link = `${location.origin}/r/${this.roomId}`;
+    // In an e2ee room the link carries the key in its fragment: whoever gets it can read.
+    const key = this.e2ee && this.session.cipher ? keyFragment(this.session.key.text) : '';
+    const link = `${location.origin}/r/${this.roomId}${key}`;
     const linkInput = h('input', {
       class: 'share-input', type: 'text', readonly: true, value: link, testid: 'room-link',
       'aria-label': t('room.link'), spellcheck: 'false',
@@ -409,18 +521,17 @@ class Meeting {
       h('span', { class: 'icon icon-copy', 'aria-hidden': 'true' }), copyLabel);
     copy.addEventListener('click', () => this.copyLink(link, linkInput, copyLabel));
 
-    const isHost = this.self.role === 'host';
     const leave = h('button', { type: 'button', class: 'btn btn-danger', testid: 'leave-button' },
       h('span', { class: 'icon icon-leave', 'aria-hidden': 'true' }), h('span', {}, t('room.leave')));
     leave.addEventListener('click', () => {
       leave.disabled = true;
       this.session.leave();
     });
-    const end = isHost
-      ? h('button', { type: 'button', class: 'btn btn-outline-danger', testid: 'end-button' },
-        h('span', { class: 'icon icon-end', 'aria-hidden': 'true' }), h('span', {}, t('room.end')))
-      : null;
-    end?.addEventListener('click', async () => {
+    // Hosts only; in the page while this member is a host (co-hosts come and go).
+    const end = h('button', { type: 'button', class: 'btn btn-outline-danger', testid: 'end-button' },
+      h('span', { class: 'icon icon-end', 'aria-hidden': 'true' }), h('span', {}, t('room.end')));
+    this.endButton = end;
+    end.addEventListener('click', async () => {
       end.disabled = true;
       try {
         await api.endRoom(this.roomId);
@@ -437,23 +548,111 @@ class Meeting {
     // it), so keyboard and screen reader users start inside the room, not at the page's top.
     const title = h('h1', { class: 'room-title', testid: 'room-title', tabindex: '-1', title: this.room.title },
       this.room.title);
+    this.titleElement = title;
+    this.sessionControls = h('div', { class: 'controls-session' }, end, leave);
     mount(
       this.session.root,
       h('div', { class: 'room', testid: 'room' },
         h('header', { class: 'room-header' },
           h('div', { class: 'room-heading' },
-            title,
+            h('div', { class: 'room-title-row' }, title, this.settings.status),
             this.room.description ? h('p', { class: 'room-description' }, this.room.description) : null),
-          h('div', { class: 'share' }, linkInput, copy)),
+          h('div', { class: 'share' }, linkInput, copy, this.settings.button)),
+        this.e2eeNotice,
         h('div', { class: 'room-body' },
           h('div', { class: 'room-main' },
             this.stage.element,
             h('div', { class: 'controls' },
-              h('div', { class: 'controls-media' }, this.stage.controls),
-              h('div', { class: 'controls-session' }, end, leave))),
-          h('aside', { class: 'room-side' }, this.people.element, this.chat.element))),
+              h('div', { class: 'controls-media' }, this.stage.controls, this.handButton),
+              this.sessionControls)),
+          h('aside', { class: 'room-side' },
+            this.lobby.element, this.settings.panel, this.people.element, this.chat.element))),
     );
+    this.applyRole();
     title.focus({ preventScroll: true });
+  }
+
+  /** Shows or hides what only hosts have: End for all, the settings, the waiting requests. */
+  applyRole() {
+    const isHost = this.self.role === 'host';
+    this.settings.setHost(isHost);
+    this.lobby.setActive(isHost);
+    if (!this.endButton) return;
+    if (isHost && !this.endButton.isConnected) this.sessionControls.prepend(this.endButton);
+    else if (!isHost) this.endButton.remove();
+  }
+
+  /** The caller's role changed (promoted, demoted, made host by a hand-over). */
+  setRole(role) {
+    if (!role || role === this.self.role) return;
+    this.self = { ...this.self, role };
+    this.people.setSelf(this.self);
+    this.chat.setSelf(this.self);
+    this.applyRole();
+    if (role === 'host') {
+      this.lobby.refresh();
+      toast(t('room.youPromoted'));
+    } else {
+      toast(t('room.youDemoted'));
+    }
+  }
+
+  /** The room as a host changed it (room.updated, or the answer to our own PATCH). */
+  applyRoom(room) {
+    if (!room || !this.live) return;
+    this.room = { ...this.room, ...room };
+    this.session.room = this.room;
+    this.settings.setRoom(this.room);
+    if (this.titleElement && room.title) {
+      this.titleElement.textContent = room.title;
+      this.titleElement.title = room.title;
+    }
+    if (room.max_participants) {
+      this.people.maxParticipants = room.max_participants;
+      this.people.render();
+    }
+  }
+
+  /** After every change of the list: hands on the tiles, own hand button, own role. */
+  onPeopleChanged() {
+    if (!this.people) return; // the list's first render, inside its constructor
+    this.stage?.setHands(this.people.raisedHands());
+    const me = this.people.get(this.self.id);
+    this.handButton.update(Boolean(me?.hand_raised_at));
+    if (me?.role && me.role !== this.self.role && this.chat) this.setRole(me.role);
+  }
+
+  async toggleHand() {
+    const raise = !this.people.get(this.self.id)?.hand_raised_at;
+    this.handButton.disabled = true;
+    try {
+      const person = await api.raiseHand(this.roomId, raise);
+      if (this.live) this.people.upsert(person);
+    } catch (error) {
+      if (this.live) toast(error instanceof ApiError ? error.describe() : t('error.network'), 'error');
+    } finally {
+      this.handButton.disabled = false;
+    }
+  }
+
+  showKeyNotice(text) {
+    this.e2eeNotice.textContent = text;
+    this.e2eeNotice.hidden = false;
+  }
+
+  /**
+   * Whether something of someone else's (a chat message, a video) could be decrypted with this
+   * link's key. Failures alone mean the key is wrong (or missing): the page says how to get the
+   * right one. Once anything decrypts, the key is right, and a failure is the other person's.
+   */
+  keyEvidence(ok) {
+    if (!this.e2ee || !this.session.cipher || !this.live) return;
+    if (ok) {
+      this.keyWorks = true;
+      this.e2eeNotice.hidden = true;
+    } else if (!this.keyWorks) {
+      this.showKeyNotice(t('e2ee.wrongKey'));
+    }
   }
 
   async copyLink(link, input, label) {
@@ -483,11 +682,25 @@ class Meeting {
   onFrame(frame) {
     switch (frame.type) {
       case 'ready':
+        if (frame.participant?.id === this.self.id) this.setRole(frame.participant.role);
         this.refreshParticipants();
         this.chat.onReady();
+        this.lobby.refresh();
         break;
       case 'participant.joined':
         this.people.upsert(frame.participant);
+        break;
+      case 'participant.updated':
+        if (frame.participant?.id) this.people.upsert(frame.participant);
+        break;
+      case 'room.updated':
+        this.applyRoom(frame.room);
+        break;
+      case 'lobby.requested':
+        this.lobby.add(frame.request);
+        break;
+      case 'lobby.resolved':
+        this.lobby.remove(frame.request_id);
         break;
       case 'participant.left':
         this.people.remove(frame.participant?.id);
@@ -517,8 +730,13 @@ class Meeting {
       return;
     }
     try {
-      const { self } = await api.joinRoom(this.roomId, this.self.display_name);
+      const { self, waiting } = await api.joinRoom(this.roomId, this.self.display_name);
       if (!this.live) return;
+      if (waiting !== null) {
+        // The membership lapsed, and the room's lobby is on now: wait like anyone new.
+        this.session.waitInLobby(this.self.display_name, { wantMic: this.stage.wantMic, wantCamera: this.stage.wantCamera });
+        return;
+      }
       this.rejoinedAt = Date.now();
       this.self = self;
       rememberMembership(this.roomId, self.id);
@@ -527,7 +745,9 @@ class Meeting {
       this.chat.setSelf(self);
       if (!this.socket.isReady) this.socket.connect();
     } catch (error) {
-      if (this.live && !this.session.finishFor(error)) this.session.finish('kicked');
+      if (!this.live) return;
+      if (error instanceof ApiError && error.code === 'room_locked') this.session.open(); // pre-join says so
+      else if (!this.session.finishFor(error)) this.session.finish('kicked');
     }
   }
 
@@ -538,6 +758,14 @@ class Meeting {
         if (!this.live) return;
         this.people.remove(person.id);
         toast(t('room.kicked.ok', { name: person.display_name }));
+      } else if (kind === 'promote' || kind === 'demote') {
+        const updated = kind === 'promote'
+          ? await api.promote(this.roomId, person.id) : await api.demote(this.roomId, person.id);
+        if (!this.live) return;
+        this.people.upsert(updated);
+        if (person.id !== this.self.id) {
+          toast(t(kind === 'promote' ? 'room.promoted.ok' : 'room.demoted.ok', { name: person.display_name }));
+        }
       } else {
         await api.mute(this.roomId, person.id, kind);
         if (this.live) toast(t('room.muted.ok'));
@@ -545,6 +773,7 @@ class Meeting {
     } catch (error) {
       if (!this.live) return;
       if (error instanceof ApiError && error.code === 'room_ended') this.session.finish('ended');
+      else if (error instanceof ApiError && error.code === 'last_host') toast(t('room.lastHost'), 'error');
       else toast(error instanceof ApiError ? error.describe() : t('error.network'), 'error');
     }
   }

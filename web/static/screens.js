@@ -72,6 +72,17 @@ export function showKicked(root, navigate) {
   }));
 }
 
+/** A host of a room with a waiting room denied this browser's request to join. */
+export function showDenied(root, navigate) {
+  mount(root, screen({
+    testid: 'screen-lobby-denied',
+    icon: 'kicked',
+    title: t('screen.denied.title'),
+    text: t('screen.denied.text'),
+    actions: [homeButton(navigate)],
+  }));
+}
+
 /** Counts the Retry-After seconds down, then offers the retry. Returns a cleanup function. */
 export function showRateLimited(root, navigate, { seconds, onRetry }) {
   let left = Math.max(1, Math.ceil(Number(seconds) || 1));

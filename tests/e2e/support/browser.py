@@ -194,3 +194,44 @@ async def send_chat(tab: Tab, text: str) -> None:
     await tab.by("chat-input").fill(text)
     await tab.by("chat-send").click()
     await expect(tab.by("chat-input")).to_have_value("")
+
+
+# --- video tiles ------------------------------------------------------------------------
+
+# Frames decoded so far by the <video> of one tile (0 while it has no picture).
+DECODED = """(tile) => {
+  const video = tile.querySelector('video');
+  if (!video || !video.videoWidth) return 0;
+  return video.getVideoPlaybackQuality().totalVideoFrames;
+}"""
+
+
+async def public_id(tab: Tab) -> str:
+    """The public id of the tab's own participant, from its entry in the list."""
+    value = await tab.self_item.get_attribute("data-participant-id")
+    assert value
+    return value
+
+
+def camera_tile(tab: Tab, identity: str) -> Locator:
+    return tab.page.locator(f'[data-testid="video-tile"][data-identity="{identity}"]:not(.tile-screen)')
+
+
+async def decoding(tab: Tab, tile: Locator) -> int:
+    """Waits until the tile's video has a size and its decoded frame count grows; the count."""
+    from playwright.async_api import expect
+
+    await expect(tile.locator("video")).to_have_count(1)
+    first = later = 0
+    for _ in range(150):
+        first = await tile.evaluate(DECODED)
+        if first:
+            break
+        await tab.page.wait_for_timeout(100)
+    assert first > 0, "the remote video never got a size"
+    for _ in range(100):
+        later = await tile.evaluate(DECODED)
+        if later > first + 10:
+            return int(later)
+        await tab.page.wait_for_timeout(100)
+    raise AssertionError(f"decoded frames do not grow: {first} → {later}")
