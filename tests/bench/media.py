@@ -6,6 +6,7 @@ import asyncio
 import os
 import statistics
 import time
+from collections.abc import Callable
 
 import httpx
 
@@ -74,7 +75,7 @@ def quantile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
-async def bench_media(url: str, livekit_pid: int) -> dict[str, float]:
+async def bench_media(url: str, livekit_pid: int, say: Callable[[str], None] = print) -> dict[str, float]:
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         times = await first_frame_times(client)
         alone, per_track = await sfu_cpu(client, livekit_pid)
@@ -84,12 +85,12 @@ async def bench_media(url: str, livekit_pid: int) -> dict[str, float]:
         "sfu_cpu_publisher_alone_pct": alone * 100,
         "sfu_cpu_per_subscribed_video_track_pct": per_track * 100,
     }
-    print(
-        f"{'connect → first frame':<28} p50 {result['first_frame_p50_ms']:6.0f} ms   "
+    say(
+        f"{'connect → first frame':<34} p50 {result['first_frame_p50_ms']:6.0f} ms   "
         f"p95 {result['first_frame_p95_ms']:6.0f} ms   over {len(times)} joins"
     )
-    print(
-        f"{'SFU CPU':<28} {result['sfu_cpu_publisher_alone_pct']:5.1f} % of a core with one "
+    say(
+        f"{'SFU CPU':<34} {result['sfu_cpu_publisher_alone_pct']:5.1f} % of a core with one "
         f"640x360@30 publisher, +{result['sfu_cpu_per_subscribed_video_track_pct']:4.2f} % per "
         f"subscribed video track ({SUBSCRIBERS} subscribers)"
     )
