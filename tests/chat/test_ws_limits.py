@@ -233,22 +233,32 @@ async def test_sockets_joining_while_four_members_post_each_get_every_message_on
             for i in range(n):
                 posted.append((await room.post(member, f"post {member.pid[:4]}-{i}"))["id"])
 
+        readers_count = 8
+        have_all: list[int] = []
+        all_read = asyncio.Event()
+
         async def read_all(delay: float) -> list[str]:
             await asyncio.sleep(delay)
             seen: list[str] = []
             async with chat_socket(served.url, room.id, room.host, after=first["id"]) as socket:
                 while len(seen) < per_poster * len(posters):
-                    frame = await socket.next("message.created", timeout=10)
+                    frame = await socket.next("message.created", timeout=20)
                     if frame["message"]["content"].startswith("post "):
                         seen.append(frame["message"]["id"])
-                sockets = served.app.state.ctx.fanout.room_sockets(uuid.UUID(room.id))
-                assert sockets and all(s.live is (not asgi_path) for s in sockets)
+                have_all.append(1)
+                if len(have_all) == readers_count:
+                    # Every reader is past its replay: each socket writes live (on the wire).
+                    sockets = served.app.state.ctx.fanout.room_sockets(uuid.UUID(room.id))
+                    assert len(sockets) == readers_count
+                    assert all(s.live is (not asgi_path) for s in sockets)
+                    all_read.set()
+                await all_read.wait()
                 # Nothing more comes: no duplicate after the last one.
                 with pytest.raises(TimeoutError):
                     await socket.first(lambda f: f["type"] == "message.created", timeout=0.3)
             return seen
 
-        readers = [asyncio.create_task(read_all(0.05 * i)) for i in range(8)]
+        readers = [asyncio.create_task(read_all(0.05 * i)) for i in range(readers_count)]
         await asyncio.gather(*(post_many(member, per_poster) for member in posters))
         expected = sorted(posted, key=lambda i: uuid.UUID(i).int)
         for seen in await asyncio.gather(*readers):
