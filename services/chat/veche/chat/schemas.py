@@ -100,8 +100,50 @@ class StoredMessage(BaseModel):
     def public_json(self) -> dict[str, Any]:
         return self.public().model_dump(mode="json")
 
+    def public_text(self) -> str:
+        """The JSON of public(), as an answer carries it."""
+        return self.public().model_dump_json()
+
     def to_member(self) -> str:
         return self.model_dump_json()
+
+
+# Every stored member is StoredMessage.to_member(): pydantic's compact JSON of the fields in
+# their declared order, i.e. MessageView's JSON with `,"participant_id":…` after `room_id`:
+#   {"id":"<36>","room_id":"<36>","participant_id":…,"sender_id":…,"display_name":"…",
+#    "message_type":"…","content":"…","created_at":"<24>","edited_at":…,"system":…}
+# In such JSON a `"` inside a string is always escaped, so `,"name":` is always a key.
+_ROOM_ID_KEY = 43  # where `","room_id":"` starts
+_SECRET_KEY = 92  # where `","participant_id":` starts
+_SECRET_VALUE = _SECRET_KEY + len('","participant_id":')
+# From the created_at key to the quote that closes its value (a Timestamp: always 24 characters).
+_CREATED_AT = len(',"created_at":"') + len("2026-01-01T00:00:00.000Z")
+
+
+def public_text(member: str) -> str:
+    """The public JSON of a stored member, the same text as StoredMessage.public_text() (what
+    an answer carries), cut out of the stored JSON without parsing it: the member without its
+    `participant_id`. A member of another shape (written by a version with other fields) is
+    parsed and written again."""
+    if (
+        member.startswith('{"id":"')
+        and member.startswith('","room_id":"', _ROOM_ID_KEY)
+        and member.startswith('","participant_id":', _SECRET_KEY)
+    ):
+        sender = member.find(',"sender_id":', _SECRET_VALUE)
+        created = member.rfind(',"created_at":"')
+        if (
+            0 < sender < created
+            and member.startswith('","edited_at":', created + _CREATED_AT)
+            and (member.endswith(',"system":null}') or member.endswith('"}}'))
+        ):
+            return member[: _SECRET_KEY + 1] + member[sender:]
+    return StoredMessage.model_validate_json(member).public_text()
+
+
+def message_list_json(public_texts: list[str]) -> bytes:
+    """The body of a MessageList answer from the public JSON of its messages."""
+    return ('{"messages":[' + ",".join(public_texts) + "]}").encode()
 
 
 def created_at_of(message_id: UUID) -> datetime:

@@ -22,6 +22,7 @@ from veche.chat.schemas import (
     SystemEvent,
     SystemInfo,
     created_at_of,
+    public_text,
 )
 from veche.chat.settings import ChatSettings
 from veche.chat.store import ChatStore
@@ -146,9 +147,28 @@ class ChatService:
 
     async def history(
         self, caller: Caller, *, limit: int, after: UUID | None = None, before: UUID | None = None
-    ) -> list[MessageView]:
-        messages = await self.store.page(caller.room_id, limit=limit, after=after, before=before)
-        return [m.public() for m in messages]
+    ) -> list[str]:
+        """The public JSON of a page of messages, oldest first (see ChatStore.page_raw)."""
+        raw = await self.store.page_raw(caller.room_id, limit=limit, after=after, before=before)
+        return [public_text(m) for m in raw]
+
+    async def member_history(
+        self,
+        room_id: UUID,
+        participant_id: UUID,
+        *,
+        limit: int,
+        after: UUID | None = None,
+        before: UUID | None = None,
+    ) -> list[str] | None:
+        """history() for the caller, checked as authorize() checks it (and a sign of life
+        like it), in one round trip to Redis when the room's membership hash shows an active
+        member; None when it does not (a stranger, an ended room, a hash that is missing or
+        lacks a field): then authorize() decides as always, asking rooms if need be."""
+        raw = await self.store.member_page(
+            room_id, str(participant_id).lower(), limit=limit, after=after, before=before
+        )
+        return None if raw is None else [public_text(m) for m in raw]
 
     async def replay(self, room_id: UUID, after: UUID, limit: int) -> list[MessageView]:
         messages = await self.store.page(room_id, limit=limit, after=after)

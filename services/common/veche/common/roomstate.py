@@ -35,6 +35,29 @@ return 0
 Membership = tuple[str | None, str | None]  # (room status or None: hash missing, member JSON)
 
 
+# For one-step scripts of the services that act for a member (chat reads a history page in the
+# same round trip): a Lua function `member_touch(participants, presence, participant id, now ms)`
+# that reads the caller as member_and_e2ee() does and, only when that is an active member by
+# veche.common.membership's rules (the hash records the room's status and e2ee flag, the status
+# is not `ended`, the caller is in it), records the member's sign of life as touch() does.
+# It answers true when it did (the caller may act), false otherwise: then nothing was written
+# and the caller is resolved the usual way (MembershipResolver, which may ask rooms). Its keys
+# must be passed in the script's KEYS (both carry the room's hash tag, so a Redis Cluster
+# script on a room stays in one slot).
+MEMBER_TOUCH_LUA = f"""
+local function member_touch(participants, presence, participant_id, now_ms)
+  local v = redis.call('HMGET', participants, '{keys.ROOM_STATUS_FIELD}', '{keys.ROOM_E2EE_FIELD}',
+    participant_id)
+  if not v[1] or not v[2] or not v[3] or v[1] == 'ended' then return false end
+  local ok, member = pcall(cjson.decode, v[3])
+  if not ok or type(member) ~= 'table' or type(member.id) ~= 'string' then return false end
+  redis.call('ZADD', presence, now_ms, member.id)
+  redis.call('EXPIRE', presence, {PRESENCE_KEY_TTL_SECONDS})
+  return true
+end
+"""
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
