@@ -20,6 +20,7 @@ from tests.e2e.support.browser import (
     SCREENSHOTS,
     TIMEOUT_MS,
     Tab,
+    confirm,
     create_room,
     join_by_link,
     open_tab,
@@ -245,15 +246,21 @@ async def test_host_kicks_the_guest_then_ends_the_meeting(tabs, gw):
 
     guest_item = host.page.locator(f'[data-testid="participant-item"][data-participant-id="{guest_id}"]')
     await guest_item.get_by_test_id("kick-button").click()
+    await confirm(host)  # removing is for good: the page asks first (issue #18)
     await expect(guest.by("screen-kicked")).to_be_visible()
     await expect(guest.by("room")).to_have_count(0)
     await expect(host.participants).to_have_count(1)
 
-    # The ban holds: back on the link, pre-join again, and the join is refused.
+    # The ban holds: back on the link, the page that saw it says so before pre-join (issue #18);
+    # one that did not (its memory cleared) gets pre-join, and the join is refused.
+    await guest.page.goto(link)
+    await expect(guest.by("screen-kicked")).to_be_visible()
+    await guest.page.evaluate("() => localStorage.removeItem('veche.banned')")
     await guest.page.goto(link)
     await pass_prejoin_expecting(guest, "screen-kicked")
 
     await host.by("end-button").click()
+    await confirm(host)
     await expect(host.by("screen-ended")).to_be_visible()
     await expect(host.by("room")).to_have_count(0)
     room = await gw.get(f"/api/v1/rooms/{room_id}")
@@ -326,12 +333,13 @@ async def test_room_is_usable_on_a_phone_sized_screen(tabs):
     phone = await tabs(viewport=PHONE)
     await join_by_link(phone, link, "Boris")
 
-    # One column, nothing wider than the screen; the chat at the bottom is reachable and works.
+    # One column, nothing wider than the screen; the chat opens as a sheet (issue #18) and works.
     width = await phone.page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"the page scrolls sideways: {width}px wide"
     await expect(phone.by("video-stage")).to_be_visible()
     await expect(phone.participants).to_have_count(2)
-    await phone.by("chat-input").scroll_into_view_if_needed()
+    await phone.by("toggle-chat").click()
+    await expect(phone.by("chat-input")).to_be_in_viewport()
     await send_chat(phone, "from my phone")
     await expect(host.user_messages).to_have_text(["from my phone"])
     await send_chat(host, "got it")

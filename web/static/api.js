@@ -96,6 +96,55 @@ export function rememberMembership(roomId, publicId) {
   store.set(MEMBERSHIPS_KEY, JSON.stringify(Object.fromEntries([...kept, [key, publicId]])));
 }
 
+/** A short list of room ids kept in localStorage (the newest MEMBERSHIPS_KEPT of them). */
+function roomList(storageKey) {
+  const read = () => {
+    try {
+      const parsed = JSON.parse(store.get(storageKey) || '[]');
+      return Array.isArray(parsed) ? parsed.filter((id) => typeof id === 'string') : [];
+    } catch {
+      return [];
+    }
+  };
+  return {
+    has: (roomId) => read().includes(String(roomId).toLowerCase()),
+    add: (roomId) => {
+      const key = String(roomId).toLowerCase();
+      const kept = read().filter((room) => room !== key).slice(-(MEMBERSHIPS_KEPT - 1));
+      store.set(storageKey, JSON.stringify([...kept, key]));
+    },
+  };
+}
+
+const entered = roomList('veche.entered');
+
+/**
+ * Whether this browser ever got into the meeting of a room (its page showed the meeting), as
+ * opposed to a creator or guest who only reached pre-join: an ended room is worded for each.
+ */
+export function hasEntered(roomId) {
+  return entered.has(roomId);
+}
+
+export function rememberEntered(roomId) {
+  entered.add(roomId);
+}
+
+const banned = roomList('veche.banned');
+
+/**
+ * Whether this browser saw its identity removed from a room by a host. A ban is for good
+ * (docs/api.md, section 6), so pre-join says so before anyone types a name. The API has no way
+ * to ask about a ban without joining: a removal this page did not witness shows on Join.
+ */
+export function wasRemoved(roomId) {
+  return banned.has(roomId);
+}
+
+export function rememberRemoved(roomId) {
+  banned.add(roomId);
+}
+
 /** An API failure with the fields of the RFC 9457 problem body. status 0 = no answer at all. */
 export class ApiError extends Error {
   /**
@@ -132,7 +181,8 @@ function parseRetryAfter(value) {
   return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - Date.now()) / 1000));
 }
 
-async function request(method, path, body) {
+/** `keepalive`: the request outlives the page (sent while the tab closes). */
+async function request(method, path, body, { keepalive = false } = {}) {
   const headers = { Accept: 'application/json, application/problem+json' };
   const id = participantId();
   if (id) headers['X-Participant-ID'] = id;
@@ -149,6 +199,7 @@ async function request(method, path, body) {
       signal: controller.signal,
       credentials: 'same-origin',
       cache: 'no-store',
+      keepalive,
     });
   } catch {
     throw new ApiError({ status: 0 });
@@ -272,7 +323,8 @@ export const api = {
     return (await request('PUT', `${rooms}/${seg(roomId)}/chat/messages/${seg(messageId)}`, { content }))
       .data;
   },
-  async deleteMessage(roomId, messageId) {
-    await request('DELETE', `${rooms}/${seg(roomId)}/chat/messages/${seg(messageId)}`);
+  /** @param {string} roomId @param {string} messageId @param {{keepalive?: boolean}} [options] */
+  async deleteMessage(roomId, messageId, options = {}) {
+    await request('DELETE', `${rooms}/${seg(roomId)}/chat/messages/${seg(messageId)}`, undefined, options);
   },
 };

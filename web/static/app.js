@@ -2,16 +2,32 @@
 
 import { participantId } from './api.js';
 import { h, mount } from './dom.js';
-import { lang, t } from './i18n.js';
+import { lang, languages, setLanguage, t } from './i18n.js';
 import { renderHome } from './home.js';
 import { renderRoom } from './room.js';
 import { showNotFound } from './screens.js';
 
 const root = document.getElementById('app');
 let cleanup = null;
+/**
+ * Whether the current page may be left: `true`, or a promise of the person's answer (a meeting
+ * asks first). Set by the page that is shown, cleared on every route.
+ * @type {(() => true | Promise<boolean>) | null}
+ */
+let guard = null;
+/** The address of the page shown, to put back while a Back is being confirmed. */
+let current = location.pathname + location.search + location.hash;
+/** A Back that was confirmed: the popstate it causes goes through. */
+let passing = false;
+
+function setGuard(fn) {
+  guard = fn;
+}
 
 /** Goes to `path` (which may carry a fragment: an e2ee room's key) inside the app. */
-function navigate(path) {
+async function navigate(path) {
+  const answer = guard ? guard() : true;
+  if (answer !== true && !(await answer)) return;
   if (path !== location.pathname + location.hash) history.pushState(null, '', path);
   route();
 }
@@ -19,6 +35,8 @@ function navigate(path) {
 function route() {
   cleanup?.();
   cleanup = null;
+  guard = null;
+  current = location.pathname + location.search + location.hash;
   window.scrollTo(0, 0);
   const path = location.pathname;
   const room = path.match(/^\/r\/([^/]+)\/?$/);
@@ -32,10 +50,53 @@ function route() {
     } catch {
       // A malformed escape is simply not a room id; the room page says "not found".
     }
-    cleanup = renderRoom(root, navigate, roomId);
+    cleanup = renderRoom(root, navigate, roomId, setGuard);
   } else {
     showNotFound(root, navigate);
   }
+}
+
+/**
+ * Back or Forward. The browser has already changed the address; when the page asks first (a
+ * meeting), the address goes back to it while the question is open, and only a yes goes on.
+ */
+async function onPopState() {
+  if (passing) {
+    passing = false;
+    route();
+    return;
+  }
+  const answer = guard ? guard() : true;
+  if (answer === true) {
+    route();
+    return;
+  }
+  history.pushState(null, '', current);
+  if (await answer) {
+    passing = true;
+    history.back();
+  }
+}
+
+/**
+ * The language switch. Every page but a meeting is drawn again in the new language at once; a
+ * meeting's page is reloaded, which keeps the membership (the page shows pre-join again).
+ */
+function languageSwitch() {
+  const select = h('select', { class: 'lang-select', testid: 'lang-select', 'aria-label': t('app.language') },
+    languages.map(([code, name]) => h('option', { value: code, lang: code, selected: code === lang }, name)));
+  select.addEventListener('change', () => {
+    const inMeeting = Boolean(cleanup?.inMeeting?.());
+    setLanguage(select.value);
+    if (inMeeting) {
+      location.reload();
+      return;
+    }
+    renderChrome();
+    route();
+    /** @type {HTMLElement | null} */ (document.querySelector('[data-testid="lang-select"]'))?.focus();
+  });
+  return select;
 }
 
 function renderChrome() {
@@ -47,10 +108,10 @@ function renderChrome() {
     event.preventDefault();
     navigate('/');
   });
-  mount(document.getElementById('topbar'), brand);
+  mount(document.getElementById('topbar'), brand, languageSwitch());
 }
 
 participantId();
 renderChrome();
-window.addEventListener('popstate', route);
+window.addEventListener('popstate', onPopState);
 route();

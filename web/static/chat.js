@@ -8,8 +8,17 @@ import { formatTime, t } from './i18n.js';
 const BACKOFF_START_MS = 500;
 const BACKOFF_CAP_MS = 10000;
 const ACK_TIMEOUT_MS = 10000;
+// A socket that opened but did not answer the auth frame with `ready` in this time is given up
+// and opened again (the server itself closes an unauthenticated socket after 5 s).
+const READY_TIMEOUT_MS = 10000;
 const HISTORY_PAGE = 50;
+// While the socket is down, new messages are fetched over REST with `after`, this many at once.
+const CATCH_UP_PAGE = 200;
+const CATCH_UP_PAGES = 5;
 const MAX_CONTENT = 4000;
+// A deleted message is hidden at once and deleted on the server only after this long, during
+// which Undo brings it back.
+const UNDO_MS = 5000;
 
 /** Close codes after which reconnecting cannot help (docs/api.md, WebSocket section). */
 export const CLOSE_ROOM_ENDED = 4410;
@@ -33,6 +42,7 @@ export class ChatSocket {
     this.isReady = false;
     this.attempt = 0;
     this.timer = null;
+    this.readyTimer = null;
     this.closed = false;
     this.onOnline = () => {
       if (!this.socket && !this.closed) this.connectNow();
@@ -66,6 +76,10 @@ export class ChatSocket {
     this.isReady = false;
     socket.addEventListener('open', () => {
       socket.send(JSON.stringify({ type: 'auth', participant_id: participantId(), after: this.lastSeenId() ?? null }));
+      clearTimeout(this.readyTimer);
+      this.readyTimer = setTimeout(() => {
+        if (this.socket === socket && !this.isReady) socket.close(4000, 'no ready');
+      }, READY_TIMEOUT_MS);
     });
     socket.addEventListener('message', (event) => {
       let frame;
@@ -76,6 +90,7 @@ export class ChatSocket {
       }
       if (!frame || typeof frame.type !== 'string') return;
       if (frame.type === 'ready') {
+        clearTimeout(this.readyTimer);
         this.isReady = true;
         this.attempt = 0;
         this.onStatus('ready');
@@ -84,6 +99,7 @@ export class ChatSocket {
     });
     socket.addEventListener('close', (event) => {
       if (this.socket !== socket) return;
+      clearTimeout(this.readyTimer);
       this.socket = null;
       this.isReady = false;
       if (this.closed) return;
@@ -116,6 +132,7 @@ export class ChatSocket {
   close() {
     this.closed = true;
     clearTimeout(this.timer);
+    clearTimeout(this.readyTimer);
     this.timer = null;
     window.removeEventListener('online', this.onOnline);
     const socket = this.socket;
@@ -151,14 +168,18 @@ export class ChatPanel {
    * @param {import('./e2ee.js').ChatCipher | null} [options.cipher]  null: no key in the link
    * @param {(ok: boolean) => void} [options.onDecryption]  told whether a message of someone
    *   else could be decrypted (the page tells a wrong key from a missing one by it)
+   * @param {(message: any) => void} [options.onNew]  a new message of someone else arrived (not
+   *   history): the page counts it as unread while the chat is out of sight
+   * @param {() => void} [options.onClose]  the panel's close button (the page hides the chat)
    */
-  constructor({ roomId, self, send, e2ee = false, cipher = null, onDecryption }) {
+  constructor({ roomId, self, send, e2ee = false, cipher = null, onDecryption, onNew, onClose }) {
     this.roomId = roomId;
     this.self = self;
     this.sendFrame = send;
     this.e2ee = Boolean(e2ee);
     this.cipher = cipher;
     this.onDecryption = onDecryption || (() => {});
+    this.onNew = onNew || (() => {});
     this.queue = Promise.resolve();
     /** An encryption of the message box is under way (Enter pressed twice sends once). */
     this.sending = false;
@@ -167,15 +188,28 @@ export class ChatPanel {
     this.lastSeen = null;
     this.historyLoaded = false;
     this.historyLoading = false;
+    /** A REST catch-up (socket down) is under way. */
+    this.catchingUp = false;
     this.pending = new Map();
     this.editing = null;
+    /** Deletions waiting out their undo time: id → {message, timer, notice}. */
+    this.deletions = new Map();
+    this.undoArea = h('div', { class: 'chat-undo-area' });
+    // Closing or reloading the tab sends the deletions at once (they were meant).
+    this.onPageHide = () => { this.flushDeletes({ keepalive: true }); };
+    window.addEventListener('pagehide', this.onPageHide);
 
     this.status = h('span', { class: 'chat-status', testid: 'chat-status' });
+    // The one notice of a chat without its socket: messages still come, over REST, later.
+    this.offline = h('p', { class: 'chat-offline', role: 'status', testid: 'chat-offline', hidden: true });
     this.older = h('button', { type: 'button', class: 'btn btn-small chat-older', hidden: true,
       testid: 'chat-older', onclick: () => this.loadOlder() }, t('chat.older'));
     this.empty = h('p', { class: 'chat-empty' }, t('chat.empty'));
-    this.list = h('ol', { class: 'messages', role: 'log', testid: 'chat-messages' });
-    this.scroller = h('div', { class: 'chat-scroll' }, this.older, this.empty, this.list);
+    // The list keeps its <ol> semantics; the live region that announces new messages is the
+    // container around it (an <ol> cannot take role=log).
+    this.list = h('ol', { class: 'messages', testid: 'chat-messages' });
+    this.log = h('div', { class: 'chat-log', role: 'log', 'aria-label': t('chat.log'), testid: 'chat-log' }, this.list);
+    this.scroller = h('div', { class: 'chat-scroll' }, this.older, this.empty, this.log);
     this.input = h('textarea', {
       class: 'chat-input', rows: 1, maxlength: MAX_CONTENT, placeholder: t('chat.placeholder'),
       'aria-label': t('chat.placeholder'), testid: 'chat-input',
@@ -205,16 +239,21 @@ export class ChatPanel {
     });
     this.input.addEventListener('input', () => { this.error.textContent = ''; });
 
+    this.closeButton = h('button', { type: 'button', class: 'icon-btn chat-close', testid: 'chat-close',
+      'aria-label': t('chat.close'), title: t('chat.close'), onclick: () => onClose?.() },
+    h('span', { class: 'icon icon-close', 'aria-hidden': 'true' }));
     this.element = h(
       'section',
-      { class: 'panel panel-chat', 'aria-label': t('room.chat') },
+      { class: 'panel panel-chat', id: `chat-${roomId}`, 'aria-label': t('room.chat'), testid: 'chat-panel' },
       h('header', { class: 'panel-header' },
         h('h2', { class: 'panel-title' }, h('span', { class: 'icon icon-chat', 'aria-hidden': 'true' }),
           t('room.chat')),
-        this.status),
+        h('span', { class: 'panel-header-end' }, this.status, this.closeButton)),
+      this.offline,
       this.scroller,
       this.error,
       this.form,
+      this.undoArea,
     );
   }
 
@@ -228,9 +267,12 @@ export class ChatPanel {
   }
 
   setStatus(state) {
-    this.status.textContent = state === 'ready' || state === 'closed' ? ''
-      : t(state === 'connecting' ? 'chat.connecting' : 'chat.reconnecting');
+    // Reconnecting is said once, by the notice above the messages; the header stays quiet.
+    this.status.textContent = state === 'connecting' ? t('chat.connecting') : '';
     this.status.dataset.state = state;
+    const offline = state === 'reconnecting';
+    if (offline && this.offline.hidden) this.offline.textContent = t('chat.offline');
+    this.offline.hidden = !offline;
   }
 
   // --- frames from the socket --------------------------------------------------------------
@@ -249,7 +291,10 @@ export class ChatPanel {
         this.accept(frame.message, { onlyKnown: true });
         break;
       case 'message.deleted':
-        this.inOrder(() => this.removeMessage(frame.message_id));
+        this.inOrder(() => {
+          this.dropDeletion(frame.message_id);
+          this.removeMessage(frame.message_id);
+        });
         break;
       case 'ack':
         this.settle(frame.client_msg_id);
@@ -280,12 +325,18 @@ export class ChatPanel {
   /**
    * Takes a message from the server (frame, history, ack, REST answer): decrypted first in an
    * e2ee room, then stored and shown. `onlyKnown` (an edit) drops a message not shown here.
+   * `advance`: the message came in a gap-free stream (history, catch-up, the socket), so the
+   * cursor of the next replay or catch-up may move past it; the answer to our own POST or PUT
+   * does not, since others may have written in between, unseen. `fresh`: it is news (not
+   * history), so a new message of someone else counts as unread.
    */
-  accept(message, { own = false, onlyKnown = false } = {}) {
+  accept(message, { own = false, onlyKnown = false, advance = true, fresh = true } = {}) {
     if (!message?.id) return Promise.resolve();
+    const id = String(message.id).toLowerCase();
+    if (advance && !onlyKnown && (!this.lastSeen || id > this.lastSeen)) this.lastSeen = id;
     const apply = (shown) => {
-      if (onlyKnown && !this.messages.has(String(shown.id).toLowerCase())) return;
-      this.upsert(shown, { own });
+      if (onlyKnown && !this.messages.has(id)) return;
+      this.upsert(shown, { own, fresh: fresh && !onlyKnown });
     };
     if (!this.e2ee) {
       apply(message);
@@ -307,17 +358,24 @@ export class ChatPanel {
     return { ...message, text: plain, undecryptable: false };
   }
 
-  upsert(message, { own = false } = {}) {
+  upsert(message, { own = false, fresh = false } = {}) {
     if (!message?.id) return;
     const id = String(message.id).toLowerCase();
+    const deletion = this.deletions.get(id);
+    if (deletion) {
+      // Hidden while its deletion can still be undone: kept up to date, not shown.
+      deletion.message = { ...deletion.message, ...message, id };
+      return;
+    }
     const known = this.messages.get(id);
     const merged = { ...known, ...message, id };
     this.messages.set(id, merged);
-    if (!this.lastSeen || id > this.lastSeen) this.lastSeen = id;
     const stick = own || this.nearBottom();
     this.renderRow(merged);
     this.empty.hidden = this.messages.size > 0;
     if (stick && !known) this.scrollToBottom();
+    const fromOther = merged.message_type !== 'system' && merged.sender_id !== this.self?.id;
+    if (fresh && !known && !own && fromOther) this.onNew(merged);
   }
 
   removeMessage(messageId) {
@@ -338,7 +396,7 @@ export class ChatPanel {
     try {
       const page = await api.listMessages(this.roomId, { limit: HISTORY_PAGE });
       const stick = this.nearBottom();
-      await Promise.all(page.map((message) => this.accept(message)));
+      await Promise.all(page.map((message) => this.accept(message, { fresh: false })));
       this.historyLoaded = true;
       this.older.hidden = page.length < HISTORY_PAGE;
       if (stick) this.scrollToBottom();
@@ -350,6 +408,31 @@ export class ChatPanel {
     }
   }
 
+  /**
+   * While the socket is down: the messages after the last one seen, over REST (the history
+   * first, if it never came). Kept by id like everything else, so the socket's replay of the
+   * same messages later shows nothing twice. Rejects with the ApiError of a failed request.
+   */
+  async catchUp() {
+    if (!this.historyLoaded) {
+      await this.loadHistory();
+      return;
+    }
+    if (this.catchingUp) return;
+    this.catchingUp = true;
+    try {
+      for (let round = 0; round < CATCH_UP_PAGES; round += 1) {
+        const after = this.lastSeen;
+        const page = await api.listMessages(this.roomId, after ? { limit: CATCH_UP_PAGE, after } : { limit: HISTORY_PAGE });
+        await Promise.all(page.map((message) => this.accept(message)));
+        if (page.length < CATCH_UP_PAGE || !after) break;
+      }
+    } finally {
+      this.catchingUp = false;
+      this.empty.hidden = this.messages.size > 0;
+    }
+  }
+
   async loadOlder() {
     const oldest = [...this.messages.keys()].sort()[0];
     if (!oldest) return;
@@ -357,7 +440,7 @@ export class ChatPanel {
     try {
       const page = await api.listMessages(this.roomId, { limit: HISTORY_PAGE, before: oldest });
       const fromBottom = this.scroller.scrollHeight - this.scroller.scrollTop;
-      await Promise.all(page.map((message) => this.accept(message)));
+      await Promise.all(page.map((message) => this.accept(message, { fresh: false })));
       this.scroller.scrollTop = this.scroller.scrollHeight - fromBottom;
       this.older.hidden = page.length < HISTORY_PAGE;
     } catch (error) {
@@ -484,7 +567,7 @@ export class ChatPanel {
     }
     this.sendButton.disabled = true;
     try {
-      await this.accept(await api.postMessage(this.roomId, content), { own: true });
+      await this.accept(await api.postMessage(this.roomId, content), { own: true, advance: false });
     } catch (error) {
       const reason = error instanceof ApiError ? error.describe() : t('error.network');
       this.showError(t('chat.notSent', { reason }), text);
@@ -521,7 +604,7 @@ export class ChatPanel {
         if (this.e2ee && content.length > MAX_ENCRYPTED_CONTENT) throw new Error(t('chat.tooLong'));
         const updated = await api.editMessage(this.roomId, messageId, content);
         this.editing = null;
-        await this.accept(updated);
+        await this.accept(updated, { advance: false });
       } catch (error) {
         save.disabled = false;
         const reason = error instanceof ApiError ? error.describe()
@@ -553,19 +636,64 @@ export class ChatPanel {
     if (message) this.renderRow(message);
   }
 
-  async delete(messageId) {
+  /** Delete: the message goes at once, the request only after UNDO_MS, unless Undo is pressed. */
+  delete(messageId) {
+    const id = String(messageId || '').toLowerCase();
+    const message = this.messages.get(id);
+    if (!message || this.deletions.has(id)) return;
+    this.removeMessage(id);
+    const undo = h('button', { type: 'button', class: 'link-btn chat-undo-button', testid: 'chat-undo',
+      onclick: () => this.undoDelete(id) }, t('chat.undo'));
+    const notice = h('div', { class: 'chat-undo', role: 'status', testid: 'chat-deleted' },
+      h('span', {}, t('chat.deleted')), undo);
+    const timer = setTimeout(() => { this.commitDelete(id); }, UNDO_MS);
+    this.deletions.set(id, { message, timer, notice });
+    this.undoArea.appendChild(notice);
+  }
+
+  /** Ends a deletion's undo time: its notice goes (the focus, if it had it, to the message box). */
+  dropDeletion(messageId) {
+    const id = String(messageId || '').toLowerCase();
+    const deletion = this.deletions.get(id);
+    if (!deletion) return null;
+    clearTimeout(deletion.timer);
+    this.deletions.delete(id);
+    const hadFocus = deletion.notice.contains(document.activeElement);
+    deletion.notice.remove();
+    if (hadFocus) this.input.focus({ preventScroll: true });
+    return deletion;
+  }
+
+  /** Undo: the message is back where it was; the focus (from Undo) goes to the message box. */
+  undoDelete(messageId) {
+    const deletion = this.dropDeletion(messageId);
+    if (deletion) this.upsert(deletion.message);
+  }
+
+  async commitDelete(messageId, { keepalive = false } = {}) {
+    const deletion = this.dropDeletion(messageId);
+    if (!deletion) return;
     try {
-      await api.deleteMessage(this.roomId, messageId);
-      this.removeMessage(messageId);
+      await api.deleteMessage(this.roomId, deletion.message.id, { keepalive });
     } catch (error) {
-      if (error instanceof ApiError && error.code === 'message_not_found') this.removeMessage(messageId);
-      else toast(error instanceof ApiError ? error.describe() : t('error.network'), 'error');
+      if (error instanceof ApiError && error.code === 'message_not_found') return; // gone already
+      // Not deleted after all: it comes back, and the page says why.
+      this.upsert(deletion.message);
+      toast(error instanceof ApiError ? error.describe() : t('error.network'), 'error');
     }
   }
 
+  /** Sends every deletion still waiting; resolves once the server has answered them all. */
+  flushDeletes({ keepalive = false } = {}) {
+    return Promise.all([...this.deletions.keys()].map((id) => this.commitDelete(id, { keepalive })));
+  }
+
+    /** The meeting is over for this page; returns the deletions still waiting, sent now. */
   destroy() {
     for (const pending of this.pending.values()) clearTimeout(pending.timer);
     this.pending.clear();
+    window.removeEventListener('pagehide', this.onPageHide);
+    return this.flushDeletes();
   }
 }
 

@@ -75,3 +75,95 @@ export function toast(message, kind = 'info') {
   setTimeout(() => item.classList.add('toast-leaving'), 4200);
   setTimeout(() => item.remove(), 4600);
 }
+
+let announcer = null;
+
+/**
+ * Says `text` to screen readers through one polite live region (visually hidden), for changes
+ * that show only as a word on a button or a notice: "Copied", video failures.
+ */
+export function announce(text) {
+  if (!announcer) {
+    announcer = h('div', { class: 'sr-only', role: 'status', 'aria-live': 'polite', 'aria-atomic': 'true',
+      testid: 'announcer' });
+    document.body.appendChild(announcer);
+  }
+  const region = announcer;
+  // Emptied first, so that the same words said twice are announced twice.
+  region.textContent = '';
+  setTimeout(() => { region.textContent = text; }, 100);
+}
+
+let dialogIds = 0;
+
+/**
+ * Asks before something that cannot be taken back, with a native modal <dialog>: its title,
+ * a sentence, Cancel (which has the focus, so Enter or Escape never does the harm) and the
+ * action's own button. Resolves to true only when the action's button was pressed.
+ * @param {{title: string, text: string, confirm: string, cancel: string, danger?: boolean}} options
+ * @returns {Promise<boolean>}
+ */
+export function confirmDialog({ title, text, confirm, cancel, danger = true }) {
+  dialogIds += 1;
+  const titleId = `dialog-title-${dialogIds}`;
+  const textId = `dialog-text-${dialogIds}`;
+  const cancelButton = h('button', { type: 'submit', value: 'cancel', class: 'btn', testid: 'confirm-cancel', autofocus: true },
+    cancel);
+  const okButton = h('button', { type: 'submit', value: 'ok', class: danger ? 'btn btn-danger' : 'btn btn-primary',
+    testid: 'confirm-ok' }, confirm);
+  const dialog = /** @type {HTMLDialogElement} */ (h('dialog', {
+    class: 'dialog card', testid: 'confirm-dialog', 'aria-labelledby': titleId, 'aria-describedby': textId,
+  },
+  h('form', { method: 'dialog', class: 'dialog-form' },
+    h('h2', { class: 'dialog-title', id: titleId }, title),
+    h('p', { class: 'dialog-text', id: textId }, text),
+    h('div', { class: 'dialog-actions' }, cancelButton, okButton))));
+  const opener = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+  document.body.appendChild(dialog);
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => {
+      dialog.remove();
+      if (opener?.isConnected) opener.focus({ preventScroll: true });
+      resolve(dialog.returnValue === 'ok');
+    }, { once: true });
+    dialog.showModal();
+    cancelButton.focus();
+  });
+}
+
+/** Closes every open dialog, a confirmation as cancelled (the page it was about went away). */
+export function closeDialogs() {
+  for (const dialog of document.querySelectorAll('dialog.dialog[open]')) {
+    /** @type {HTMLDialogElement} */ (dialog).close('cancel');
+  }
+}
+
+/**
+ * A native modal <dialog> that only tells something (the keyboard shortcuts): its title, the
+ * content, and a Close button (Escape closes it too). Resolves when it closes.
+ * @param {{title: string, body: Node, close: string, testid: string}} options
+ * @returns {Promise<void>}
+ */
+export function infoDialog({ title, body, close, testid }) {
+  dialogIds += 1;
+  const titleId = `dialog-title-${dialogIds}`;
+  const closeButton = h('button', { type: 'submit', class: 'btn btn-primary', testid: 'dialog-close' }, close);
+  const dialog = /** @type {HTMLDialogElement} */ (h('dialog', {
+    class: 'dialog card', testid, 'aria-labelledby': titleId,
+  },
+  h('form', { method: 'dialog', class: 'dialog-form' },
+    h('h2', { class: 'dialog-title', id: titleId }, title),
+    body,
+    h('div', { class: 'dialog-actions' }, closeButton))));
+  const opener = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+  document.body.appendChild(dialog);
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => {
+      dialog.remove();
+      if (opener?.isConnected) opener.focus({ preventScroll: true });
+      resolve();
+    }, { once: true });
+    dialog.showModal();
+    closeButton.focus();
+  });
+}

@@ -1,9 +1,11 @@
 // Every user-visible string of the client, in English and Russian.
-// The language follows navigator.language: ru* gets Russian, everything else English.
+// The language is the one chosen with the switch in the top bar (localStorage `veche.lang`),
+// else it follows navigator.language: ru* gets Russian, everything else English.
 
 const en = {
   'app.name': 'Veche',
   'app.tagline': 'Meet by link. No accounts, no sign-up.',
+  'app.language': 'Language',
 
   'home.create.heading': 'Start a meeting',
   'home.create.title': 'Meeting title',
@@ -43,7 +45,7 @@ const en = {
   'media.cam.off': 'Turn camera on',
   'media.screen.on': 'Stop sharing',
   'media.screen.off': 'Share screen',
-  'media.mic': 'Mic',
+  'media.mic': 'Microphone',
   'media.cam': 'Camera',
   'media.screen': 'Screen',
   'media.mic.name': 'Microphone',
@@ -57,6 +59,7 @@ const en = {
   'media.disconnected': 'Video disconnected',
   'media.enableAudio': 'Click to hear the others',
   'media.you': 'You',
+  'media.muted': 'microphone muted',
   'media.screenOf': '{name} (screen)',
   'media.deviceError': 'Could not use camera or microphone: {reason}',
   'media.alone': 'You are the only one here. Share the link to invite others.',
@@ -91,11 +94,36 @@ const en = {
   'room.kicked.ok': '{name} was removed.',
   'room.muted.ok': 'Done.',
   'room.speaking': 'speaking',
+  'confirm.cancel': 'Cancel',
+  'shortcuts.button': 'Keyboard shortcuts',
+  'shortcuts.title': 'Keyboard shortcuts',
+  'shortcuts.mic': 'Turn the microphone on or off',
+  'shortcuts.camera': 'Turn the camera on or off',
+  'shortcuts.chat': 'Show or hide the chat',
+  'shortcuts.hand': 'Raise or lower your hand',
+  'shortcuts.help': 'Show this list',
+  'shortcuts.note': 'The keys work when you are not typing in a text field, in any keyboard layout.',
+  'shortcuts.close': 'Close',
+  'confirm.stay': 'Stay',
+  'confirm.leave.title': 'Leave the meeting?',
+  'confirm.leave.text': 'You can come back with the same link while the meeting goes on.',
+  'confirm.end.title': 'End the meeting for everyone?',
+  'confirm.end.text': 'Everyone is disconnected, and the meeting cannot be opened again.',
+  'confirm.kick.title': 'Remove {name}?',
+  'confirm.kick.text': '{name} leaves the meeting and cannot join it again with this link.',
 
   'chat.placeholder': 'Message everyone',
+  'chat.log': 'Chat messages',
+  'chat.close': 'Hide the chat',
+  'chat.unread': {
+    one: '{count} unread message',
+    other: '{count} unread messages',
+  },
   'chat.send': 'Send',
   'chat.edit': 'Edit',
   'chat.delete': 'Delete',
+  'chat.deleted': 'Message deleted.',
+  'chat.undo': 'Undo',
   'chat.save': 'Save',
   'chat.cancel': 'Cancel',
   'chat.edited': 'edited',
@@ -108,7 +136,7 @@ const en = {
   'chat.empty': 'No messages yet. Say hello!',
   'chat.older': 'Show earlier messages',
   'chat.connecting': 'Connecting…',
-  'chat.reconnecting': 'Reconnecting…',
+  'chat.offline': 'Chat is reconnecting — messages may be delayed',
   'chat.notSent': 'The message was not sent: {reason}',
   'chat.noAck': 'No confirmation from the server. The message may not have been sent.',
   'chat.slowDown': 'too many messages, slow down a little',
@@ -126,6 +154,8 @@ const en = {
   'screen.full.textNoMax': 'All places are taken. Try again when someone leaves.',
   'screen.ended.title': 'The meeting has ended',
   'screen.ended.text': 'Thanks for taking part.',
+  'screen.endedBeforeJoin.title': 'This meeting ended before you joined',
+  'screen.endedBeforeJoin.text': 'The host ended it, or everyone had left. Ask for a new link to meet.',
   'screen.kicked.title': 'You were removed from this meeting',
   'screen.kicked.text': 'The host removed you. You cannot join this meeting again.',
   'screen.rateLimited.title': 'Too many requests',
@@ -222,6 +252,7 @@ const en = {
 const ru = {
   'app.name': 'Вече',
   'app.tagline': 'Встречи по ссылке. Без аккаунтов и регистрации.',
+  'app.language': 'Язык',
 
   'home.create.heading': 'Начать встречу',
   'home.create.title': 'Название встречи',
@@ -275,6 +306,7 @@ const ru = {
   'media.disconnected': 'Видео отключено',
   'media.enableAudio': 'Нажмите, чтобы слышать остальных',
   'media.you': 'Вы',
+  'media.muted': 'микрофон выключен',
   'media.screenOf': '{name} (экран)',
   'media.deviceError': 'Не удалось включить камеру или микрофон: {reason}',
   'media.alone': 'Вы здесь одни. Отправьте ссылку, чтобы пригласить остальных.',
@@ -309,11 +341,38 @@ const ru = {
   'room.kicked.ok': '{name} удалён(а) со встречи.',
   'room.muted.ok': 'Готово.',
   'room.speaking': 'говорит',
+  'confirm.cancel': 'Отмена',
+  'shortcuts.button': 'Быстрые клавиши',
+  'shortcuts.title': 'Быстрые клавиши',
+  'shortcuts.mic': 'Включить или выключить микрофон',
+  'shortcuts.camera': 'Включить или выключить камеру',
+  'shortcuts.chat': 'Показать или скрыть чат',
+  'shortcuts.hand': 'Поднять или опустить руку',
+  'shortcuts.help': 'Показать этот список',
+  'shortcuts.note': 'Клавиши работают, когда вы не печатаете в текстовом поле, в любой раскладке.',
+  'shortcuts.close': 'Закрыть',
+  'confirm.stay': 'Остаться',
+  'confirm.leave.title': 'Выйти из встречи?',
+  'confirm.leave.text': 'Пока встреча идёт, в неё можно вернуться по той же ссылке.',
+  'confirm.end.title': 'Завершить встречу для всех?',
+  'confirm.end.text': 'Все участники будут отключены, снова открыть встречу будет нельзя.',
+  'confirm.kick.title': 'Удалить участника {name}?',
+  'confirm.kick.text': '{name} покинет встречу и не сможет снова войти в неё по этой ссылке.',
 
   'chat.placeholder': 'Сообщение для всех',
+  'chat.log': 'Сообщения чата',
+  'chat.close': 'Скрыть чат',
+  'chat.unread': {
+    one: '{count} непрочитанное сообщение',
+    few: '{count} непрочитанных сообщения',
+    many: '{count} непрочитанных сообщений',
+    other: '{count} непрочитанного сообщения',
+  },
   'chat.send': 'Отправить',
   'chat.edit': 'Изменить',
   'chat.delete': 'Удалить',
+  'chat.deleted': 'Сообщение удалено.',
+  'chat.undo': 'Отменить',
   'chat.save': 'Сохранить',
   'chat.cancel': 'Отмена',
   'chat.edited': 'изменено',
@@ -326,7 +385,7 @@ const ru = {
   'chat.empty': 'Сообщений пока нет. Поздоровайтесь!',
   'chat.older': 'Показать более ранние',
   'chat.connecting': 'Подключение…',
-  'chat.reconnecting': 'Переподключение…',
+  'chat.offline': 'Чат переподключается — сообщения могут приходить с задержкой',
   'chat.notSent': 'Сообщение не отправлено: {reason}',
   'chat.noAck': 'Сервер не подтвердил отправку. Возможно, сообщение не дошло.',
   'chat.slowDown': 'слишком много сообщений, чуть медленнее',
@@ -345,6 +404,8 @@ const ru = {
   'screen.full.textNoMax': 'Все места заняты. Попробуйте, когда кто-нибудь выйдет.',
   'screen.ended.title': 'Встреча завершена',
   'screen.ended.text': 'Спасибо за участие.',
+  'screen.endedBeforeJoin.title': 'Встреча закончилась до того, как вы вошли',
+  'screen.endedBeforeJoin.text': 'Организатор завершил её, или все уже вышли. Попросите новую ссылку, чтобы встретиться.',
   'screen.kicked.title': 'Вас удалили с этой встречи',
   'screen.kicked.text': 'Организатор удалил вас. Снова войти в эту встречу нельзя.',
   'screen.rateLimited.title': 'Слишком много запросов',
@@ -442,15 +503,42 @@ const ru = {
 
 const catalogs = { en, ru };
 
-function pickLanguage() {
+/** The languages of the page, each named in itself (for the switch in the top bar). */
+export const languages = [['en', 'English'], ['ru', 'Русский']];
+const LANG_KEY = 'veche.lang';
+
+/** The language chosen with the switch, if any (kept in localStorage). */
+function chosenLanguage() {
+  try {
+    const stored = window.localStorage.getItem(LANG_KEY);
+    return stored && stored in catalogs ? stored : null;
+  } catch {
+    return null;
+  }
+}
+
+function browserLanguage() {
   const wanted = [navigator.language, ...(navigator.languages || [])].filter(Boolean);
   return String(wanted[0] || 'en').toLowerCase().startsWith('ru') ? 'ru' : 'en';
 }
 
-export const lang = pickLanguage();
-const strings = catalogs[lang];
+/** The page language: the one chosen with the switch, else the browser's (ru* → Russian). */
+export let lang = chosenLanguage() ?? browserLanguage();
+let strings = catalogs[lang];
+let plurals = new Intl.PluralRules(lang);
 
-const plurals = new Intl.PluralRules(lang);
+/** Switches the page language and remembers the choice; the caller draws the page again. */
+export function setLanguage(code) {
+  if (!(code in catalogs)) return;
+  lang = code;
+  strings = catalogs[code];
+  plurals = new Intl.PluralRules(code);
+  try {
+    window.localStorage.setItem(LANG_KEY, code);
+  } catch {
+    // Not kept: the choice lasts as long as the page.
+  }
+}
 
 /**
  * The string for `key` in the page language, with `{name}` placeholders filled from `vars`.

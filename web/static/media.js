@@ -2,7 +2,7 @@
 // Nothing here may break the page: every failure ends in a notice, never in an exception.
 
 import { api, ApiError } from './api.js';
-import { h, hueClass, initials, mount, toast } from './dom.js';
+import { announce, h, hueClass, initials, mount, toast } from './dom.js';
 import { t } from './i18n.js';
 
 const LIVEKIT_MODULE = '/vendor/livekit-client.esm.mjs';
@@ -496,6 +496,7 @@ export class MediaStage {
     const micOff = !mic || mic.isMuted;
     cameraTile.classList.toggle('tile-mic-off', micOff);
     cameraTile.dataset.mic = micOff ? 'off' : 'on';
+    cameraTile.querySelector('[data-testid="tile-muted"]').hidden = !micOff;
 
     const screen = participant.getTrackPublication(Track.Source.ScreenShare);
     const screenKey = `${participant.identity}:screen`;
@@ -532,7 +533,9 @@ export class MediaStage {
           title: t('room.hand') }, h('span', { class: 'icon icon-hand', 'aria-hidden': 'true' })),
         h('div', { class: 'tile-label' },
           h('span', { class: 'icon icon-mic-off tile-mic-icon', 'aria-hidden': 'true' }),
-          h('span', { class: 'tile-name' })),
+          h('span', { class: 'tile-name' }),
+          // The crossed-out microphone, in words for screen readers.
+          h('span', { class: 'sr-only', testid: 'tile-muted', hidden: true }, ', ', t('media.muted'))),
       );
       tile.video = video;
       tile.videoTrack = null;
@@ -656,6 +659,7 @@ export class MediaStage {
       );
     } else if (unavailable) {
       notice.dataset.testid = 'video-unavailable';
+      announce(state === 'unavailable' ? t('media.unavailable') : t('media.disconnected'));
       mount(
         notice,
         h('span', { class: 'icon icon-cam-off stage-notice-icon', 'aria-hidden': 'true' }),

@@ -1,11 +1,12 @@
 // The room page /r/{room_id}: look the room up, the pre-join step, then the meeting itself.
 
 import {
-  api, ApiError, isUuid, rememberedMembership, rememberedName, rememberMembership, rememberName,
+  api, ApiError, hasEntered, isUuid, rememberedMembership, rememberedName, rememberEntered, rememberMembership,
+  rememberName, rememberRemoved, wasRemoved,
 } from './api.js';
 import { ChatPanel, ChatSocket, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_ROOM_ENDED } from './chat.js';
 import { LobbyPanel, prejoinNotes, RoomSettings } from './controls.js';
-import { h, mount, toast } from './dom.js';
+import { announce, closeDialogs, confirmDialog, h, infoDialog, mount, toast } from './dom.js';
 import { ChatCipher, e2eeAvailable, keyFragment, keyFromFragment } from './e2ee.js';
 import { t } from './i18n.js';
 import { DevicePreview, MediaStage, toggleButton } from './media.js';
@@ -18,8 +19,35 @@ const LEAVE_TIMEOUT_MS = 3000;
 // While the chat socket is down nothing pushes joins, leaves, kicks or the end of the meeting,
 // so the page asks for them at this pace until the socket is back.
 const OFFLINE_POLL_MS = 10000;
+// While the chat socket is down, new messages are fetched over REST at this pace (slower after
+// a 429, by its Retry-After: the room's request budget is shared by all its members).
+const CHAT_POLL_MS = 4000;
 // A full room is looked at again at this pace on pre-join, so Join opens once a place frees up.
 const FULL_POLL_MS = 5000;
+// Otherwise pre-join looks at the room at this pace. A GET of the room with the identity of a
+// member is a sign of life of that member (docs/api.md, section 6): a member who waits on
+// pre-join (the creator right after creating, anyone after a reload) is not timed out after
+// PRESENCE_TIMEOUT_SECONDS (90 s), so the room does not end before they join. A third of it,
+// and well under a minute, which is what a hidden tab's timers may be slowed down to.
+const PREJOIN_POLL_MS = 30000;
+// Keyboard shortcuts of the meeting, by physical key (so they work in any keyboard layout).
+const SHORTCUTS = [
+  { code: 'KeyM', key: 'M', label: 'shortcuts.mic' },
+  { code: 'KeyV', key: 'V', label: 'shortcuts.camera' },
+  { code: 'KeyC', key: 'C', label: 'shortcuts.chat' },
+  { code: 'KeyH', key: 'H', label: 'shortcuts.hand' },
+];
+
+/** Whether typing in `target` is text: shortcuts stay out of its way. */
+function isTextField(target) {
+  if (!(target instanceof HTMLElement)) return false;
+  if (target.isContentEditable || target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement) return true;
+  if (!(target instanceof HTMLInputElement)) return false;
+  return !['button', 'checkbox', 'radio', 'range', 'color', 'file', 'submit', 'reset', 'image'].includes(target.type);
+}
+
+// Under this width the chat is a sheet opened from its toggle, not a panel below the fold.
+const PHONE_QUERY = '(max-width: 700px)';
 // While waiting in a room's lobby, the join is repeated at this pace (docs/api.md, section 16):
 // 202 while waiting, 201 once a host admitted, 403 lobby_denied once one denied.
 const LOBBY_POLL_MS = 3000;
@@ -33,10 +61,19 @@ function publicView(self) {
   return { id: self.id, display_name: self.display_name, role: self.role, joined_at: self.joined_at };
 }
 
-export function renderRoom(root, navigate, roomId) {
+/**
+ * @param {HTMLElement} root
+ * @param {(path: string) => void} navigate
+ * @param {string} roomId
+ * @param {(guard: (() => true | Promise<boolean>) | null) => void} [setGuard]  how the app asks
+ *   the page before leaving it (the logo, Back)
+ */
+export function renderRoom(root, navigate, roomId, setGuard) {
   const session = new RoomSession(root, navigate, roomId);
+  setGuard?.(() => session.mayLeave());
   session.open();
-  return () => session.destroy();
+  // The cleanup also says whether a meeting is on (the language switch reloads the page then).
+  return Object.assign(() => session.destroy(), { inMeeting: () => session.state.name === 'meeting' });
 }
 
 /**
@@ -84,6 +121,8 @@ class RoomSession {
     this.key = keyFromFragment(location.hash);
     /** The chat cipher made from the key, once the room is known to be encrypted. */
     this.cipher = null;
+    /** The open "leave the meeting?" question, if any. */
+    this.asking = null;
   }
 
   /** Why this page cannot read an e2ee room: no usable key in its link, or no WebCrypto. */
@@ -103,13 +142,16 @@ class RoomSession {
 
   /** Leaves whatever the page was doing for one of the final screens. */
   finish(kind, extra = {}) {
+    // Somebody who never got into this meeting (the creator still on pre-join, a guest who
+    // arrives late) is told it ended before they joined, not thanked for taking part.
+    const beforeJoin = this.state.name !== 'meeting' && !hasEntered(this.roomId);
     const over = { name: 'over', cleanup: null };
     if (!this.moveTo(over)) return;
     document.title = t('app.name');
     const retry = () => this.open();
     switch (kind) {
       case 'not-found': showNotFound(this.root, this.navigate); break;
-      case 'ended': showEnded(this.root, this.navigate); break;
+      case 'ended': showEnded(this.root, this.navigate, { beforeJoin }); break;
       case 'kicked': showKicked(this.root, this.navigate); break;
       case 'denied': showDenied(this.root, this.navigate); break;
       case 'full':
@@ -130,7 +172,11 @@ class RoomSession {
       this.finish('not-found');
     } else if (error.code === 'room_ended') this.finish('ended');
     else if (error.code === 'room_full') this.finish('full');
-    else if (error.code === 'banned') this.finish('kicked');
+    else if (error.code === 'banned') {
+      // Only the server's word is remembered, never a guess (a second 4403, a lost answer).
+      rememberRemoved(this.roomId);
+      this.finish('kicked');
+    }
     else if (error.code === 'lobby_denied') this.finish('denied');
     else if (error.code === 'rate_limited' || error.status === 429) {
       this.finish('rate-limited', { seconds: error.retryAfter ?? 5 });
@@ -160,6 +206,11 @@ class RoomSession {
     this.room = room;
     if (room.status === 'ended') {
       this.finish('ended');
+      return;
+    }
+    // Removed by a host before (this browser saw it): the ban holds, Join would only say so.
+    if (wasRemoved(this.roomId)) {
+      this.finish('kicked');
       return;
     }
     if (room.e2ee && this.key.bytes && e2eeAvailable() && !this.cipher) {
@@ -233,6 +284,7 @@ class RoomSession {
       t('prejoin.submit'));
     const count = h('p', { class: 'prejoin-count', testid: 'prejoin-count' });
     let isFull = false;
+    let busy = false;
     const showPlaces = (current, place) => {
       count.textContent = t('prejoin.count', {
         count: current.participant_count ?? 0, max: current.max_participants ?? '?',
@@ -240,12 +292,14 @@ class RoomSession {
       isFull = !place;
       full.textContent = isFull ? t('prejoin.full') : '';
       full.hidden = !isFull;
-      submit.disabled = isFull;
+      submit.disabled = isFull || busy;
       if (isFull) submit.setAttribute('aria-describedby', full.id);
       else submit.removeAttribute('aria-describedby');
     };
-    // While full, the room is looked at again until a place frees up (or the meeting ends).
-    const watchPlaces = () => {
+    // The room is looked at again until the page leaves pre-join: often while it is full (Join
+    // opens once a place frees up), every PREJOIN_POLL_MS otherwise, which keeps the presence of
+    // a member waiting here (see PREJOIN_POLL_MS). An ended meeting says so at once.
+    const watchRoom = () => {
       prejoin.timer = setTimeout(async () => {
         try {
           const fresh = await api.getRoom(this.roomId);
@@ -261,28 +315,37 @@ class RoomSession {
         } catch {
           // Looked at again on the next round; Join itself reports what went wrong.
         }
-        if (this.state === prejoin && isFull) watchPlaces();
-      }, FULL_POLL_MS);
+        if (this.state === prejoin) watchRoom();
+      }, isFull ? FULL_POLL_MS : PREJOIN_POLL_MS);
     };
     showPlaces(room, hasPlace);
-    if (isFull) watchPlaces();
+    watchRoom();
+    // One form for the whole card. Its parts follow the keyboard's order: the name, then the
+    // microphone and camera of the preview, then Join and the way back; CSS puts the preview on
+    // the left on wide screens.
     const form = h(
       'form',
-      { class: 'prejoin-form' },
-      h('h1', { class: 'prejoin-title' }, room.title),
-      room.description ? h('p', { class: 'prejoin-description' }, room.description) : null,
-      room.e2ee ? h('p', { class: 'prejoin-e2ee', testid: 'prejoin-e2ee' },
-        h('span', { class: 'icon icon-lock', 'aria-hidden': 'true' }), t('room.status.e2ee')) : null,
-      room.e2ee && !this.cipher
-        ? h('p', { class: 'e2ee-notice', role: 'alert', testid: 'e2ee-notice' }, this.keyProblem()) : null,
-      count,
-      full,
-      prejoinNotes(room),
-      h('label', { class: 'field' }, h('span', { class: 'field-label' }, t('prejoin.name')), name),
-      error,
-      submit,
-      h('button', { type: 'button', class: 'link-btn prejoin-back', onclick: () => this.navigate('/') },
-        t('prejoin.back')),
+      { class: 'prejoin card', testid: 'prejoin' },
+      h('div', { class: 'prejoin-info' },
+        h('h1', { class: 'prejoin-title' }, room.title),
+        room.description ? h('p', { class: 'prejoin-description' }, room.description) : null,
+        room.e2ee ? h('p', { class: 'prejoin-e2ee', testid: 'prejoin-e2ee' },
+          h('span', { class: 'icon icon-lock', 'aria-hidden': 'true' }), t('room.status.e2ee')) : null,
+        room.e2ee && !this.cipher
+          ? h('p', { class: 'e2ee-notice', role: 'alert', testid: 'e2ee-notice' }, this.keyProblem()) : null,
+        count,
+        full,
+        prejoinNotes(room),
+        h('label', { class: 'field' }, h('span', { class: 'field-label' }, t('prejoin.name')), name),
+        error),
+      h('div', { class: 'preview' },
+        h('div', { class: 'preview-frame' }, video, placeholder,
+          h('div', { class: 'preview-controls' }, micButton, camButton)),
+        deviceNote),
+      h('div', { class: 'prejoin-actions' },
+        submit,
+        h('button', { type: 'button', class: 'link-btn prejoin-back', testid: 'prejoin-back',
+          onclick: () => this.navigate('/') }, t('prejoin.back'))),
     );
     name.addEventListener('input', () => {
       error.textContent = '';
@@ -294,23 +357,17 @@ class RoomSession {
       if (!name.value) name.setCustomValidity(t('name.required'));
       if (!form.reportValidity() || isFull) return;
       submit.disabled = true;
+      busy = true;
       submit.textContent = t('prejoin.busy');
       await this.join(prejoin, name.value, error);
+      busy = false;
       if (this.state === prejoin) {
         submit.disabled = isFull;
         submit.textContent = t('prejoin.submit');
       }
     });
 
-    mount(
-      this.root,
-      h('div', { class: 'prejoin card', testid: 'prejoin' },
-        h('div', { class: 'preview' },
-          h('div', { class: 'preview-frame' }, video, placeholder,
-            h('div', { class: 'preview-controls' }, micButton, camButton)),
-          deviceNote),
-        form),
-    );
+    mount(this.root, form);
     name.focus();
     preview.start();
   }
@@ -342,6 +399,7 @@ class RoomSession {
   /** Into the meeting with a membership (join answered 200 or 201). */
   enter(self, choices) {
     rememberMembership(this.roomId, self.id);
+    rememberEntered(this.roomId);
     const meeting = new Meeting(this, self, choices);
     if (this.moveTo({ name: 'meeting', meeting })) meeting.start();
   }
@@ -390,19 +448,37 @@ class RoomSession {
 
   /** The Leave button: tells the server (for a few seconds at most) and goes home. */
   async leave() {
+    const meeting = this.state.name === 'meeting' ? this.state.meeting : null;
     if (!this.moveTo({ name: 'leaving' })) return;
     await Promise.race([
-      api.leaveRoom(this.roomId).catch(() => {}),
+      // Deletions still in their undo time are sent first, while this is still a member.
+      (meeting?.flushed ?? Promise.resolve()).then(() => api.leaveRoom(this.roomId)).catch(() => {}),
       new Promise((resolve) => setTimeout(resolve, LEAVE_TIMEOUT_MS)),
     ]);
     this.navigate('/');
   }
 
+  /**
+   * Asked before the app goes elsewhere (the logo, Back): in the meeting the person confirms
+   * first, since going away is leaving it; anywhere else the page just goes.
+   * @returns {true | Promise<boolean>}
+   */
+  mayLeave() {
+    if (this.state.name !== 'meeting') return true;
+    if (!this.asking) {
+      this.asking = confirmDialog({
+        title: t('confirm.leave.title'), text: t('confirm.leave.text'), confirm: t('room.leave'),
+        cancel: t('confirm.stay'), danger: false,
+      }).finally(() => { this.asking = null; });
+    }
+    return this.asking;
+  }
+
   /** Navigating away inside the app (Back, home link) is leaving the meeting. */
   destroy() {
-    const wasInMeeting = this.state.name === 'meeting';
+    const meeting = this.state.name === 'meeting' ? this.state.meeting : null;
     this.moveTo({ name: 'closed' });
-    if (wasInMeeting) api.leaveRoom(this.roomId).catch(() => {});
+    if (meeting) meeting.flushed.then(() => api.leaveRoom(this.roomId)).catch(() => {});
   }
 }
 
@@ -419,6 +495,15 @@ class Meeting {
     /** When the membership was last renewed after a 4403 (a second 4403 soon after is a ban). */
     this.rejoinedAt = 0;
     this.pollTimer = null;
+    this.chatPollTimer = null;
+    this.chatPollPausedUntil = 0;
+    /** Participant frames received so far (a list fetched across one is stale). */
+    this.peopleFrames = 0;
+    /**
+     * Settles once the chat's pending deletions are sent (set when the meeting stops).
+     * @type {Promise<unknown>}
+     */
+    this.flushed = Promise.resolve();
     this.e2ee = Boolean(this.room.e2ee);
     /** Something of someone else's was decrypted with this link's key: the key is right. */
     this.keyWorks = false;
@@ -441,6 +526,35 @@ class Meeting {
     this.chat = new ChatPanel({
       roomId: this.roomId, self, send: (frame) => this.socket.send(frame),
       e2ee: this.e2ee, cipher, onDecryption: (ok) => this.keyEvidence(ok),
+      onNew: () => this.countUnread(), onClose: () => this.setChatOpen(false, { focus: true }),
+    });
+    // The chat is open beside the video on wide screens, and a closed sheet on phones. Messages
+    // of others that arrive while it is closed, or while the tab is hidden, are unread: counted
+    // on its toggle and in the tab's title.
+    this.phone = window.matchMedia(PHONE_QUERY);
+    this.chatOpen = !this.phone.matches;
+    this.unread = 0;
+    this.chatBadge = h('span', { class: 'toggle-badge', 'aria-hidden': 'true', testid: 'chat-badge', hidden: true });
+    this.chatUnread = h('span', { class: 'sr-only' });
+    this.chatButton = h('button', {
+      type: 'button', class: 'toggle toggle-chat', testid: 'toggle-chat', 'aria-controls': this.chat.element.id,
+      onclick: () => this.setChatOpen(!this.chatOpen, { focus: true }),
+    }, h('span', { class: 'icon icon-chat', 'aria-hidden': 'true' }), h('span', { class: 'toggle-caption' }, t('room.chat')),
+    this.chatUnread, this.chatBadge);
+    this.onVisibility = () => {
+      if (!document.hidden && this.chatOpen) this.markRead();
+    };
+    this.onPhoneChange = () => this.setChatOpen(!this.phone.matches);
+    this.onKey = (event) => this.shortcut(event);
+    this.shortcutsButton = h('button', { type: 'button', class: 'btn btn-small shortcuts-button', testid: 'shortcuts-button',
+      'aria-label': t('shortcuts.button'), title: t('shortcuts.button'), 'aria-keyshortcuts': '?',
+      onclick: () => this.showShortcuts() }, '?');
+    this.chatButton.setAttribute('aria-keyshortcuts', 'C');
+    this.handButton.setAttribute('aria-keyshortcuts', 'H');
+    this.chat.element.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape' && this.phone.matches && this.chatOpen && !event.defaultPrevented) {
+        this.setChatOpen(false, { focus: true });
+      }
     });
     this.stage = new MediaStage({
       roomId: this.roomId,
@@ -455,6 +569,8 @@ class Meeting {
       onDecrypted: () => this.keyEvidence(true),
     });
     this.stage.setHands(this.people.raisedHands());
+    this.stage.micButton.setAttribute('aria-keyshortcuts', 'M');
+    this.stage.camButton.setAttribute('aria-keyshortcuts', 'V');
     if (this.e2ee && !cipher) this.showKeyNotice(session.keyProblem());
     this.socket = new ChatSocket({
       roomId: this.roomId,
@@ -474,17 +590,121 @@ class Meeting {
   start() {
     this.render();
     this.refreshParticipants();
+    // The history comes over REST at once, whether or not the socket ever gets through.
+    this.chat.loadHistory();
     this.socket.connect();
     this.stage.start();
     this.pollTimer = setInterval(() => this.pollWhileOffline(), OFFLINE_POLL_MS);
+    this.chatPollTimer = setInterval(() => this.pollChatWhileOffline(), CHAT_POLL_MS);
+    document.addEventListener('visibilitychange', this.onVisibility);
+    this.phone.addEventListener('change', this.onPhoneChange);
+    document.addEventListener('keydown', this.onKey);
+  }
+
+  // --- keyboard shortcuts ------------------------------------------------------------------
+
+  /** M, V, C, H and ?, when the focus is not in a text field and no dialog is open. */
+  shortcut(event) {
+    if (!this.live || event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || event.isComposing
+      || event.repeat || isTextField(event.target) || document.querySelector('dialog[open]')) return;
+    if (event.key === '?') {
+      event.preventDefault();
+      this.showShortcuts();
+      return;
+    }
+    if (event.shiftKey) return;
+    const press = (button) => {
+      if (!button.disabled && !button.hidden) button.click();
+    };
+    switch (event.code) {
+      case 'KeyM': press(this.stage.micButton); break;
+      case 'KeyV': press(this.stage.camButton); break;
+      case 'KeyC': this.setChatOpen(!this.chatOpen, { focus: true }); break;
+      case 'KeyH': press(this.handButton); break;
+      default: return;
+    }
+    event.preventDefault();
+  }
+
+  showShortcuts() {
+    const rows = [...SHORTCUTS, { key: '?', label: 'shortcuts.help' }].map(({ key, label }) => [
+      h('dt', {}, h('kbd', { class: 'kbd' }, key)), h('dd', {}, t(label))]);
+    return infoDialog({
+      title: t('shortcuts.title'),
+      body: h('div', {}, h('dl', { class: 'shortcuts' }, rows), h('p', { class: 'dialog-text' }, t('shortcuts.note'))),
+      close: t('shortcuts.close'),
+      testid: 'shortcuts-dialog',
+    });
+  }
+
+  // --- the chat's place and its unread messages ----------------------------------------------
+
+  /** Opens or closes the chat (a panel beside the video, a sheet on phones). */
+  setChatOpen(open, { focus = false } = {}) {
+    this.chatOpen = open;
+    this.roomElement?.classList.toggle('chat-open', open);
+    this.chatButton.setAttribute('aria-expanded', open ? 'true' : 'false');
+    if (open) {
+      if (!document.hidden) this.markRead();
+      this.chat.scrollToBottom();
+      if (focus) this.chat.input.focus();
+    } else if (focus) {
+      this.chatButton.focus();
+    }
+  }
+
+  countUnread() {
+    if (this.chatOpen && !document.hidden) return;
+    this.unread += 1;
+    this.showUnread();
+  }
+
+  markRead() {
+    if (this.unread === 0) return;
+    this.unread = 0;
+    this.showUnread();
+  }
+
+  /** The count on the chat toggle, in its name, and in front of the tab's title. */
+  showUnread() {
+    const count = this.unread;
+    this.chatBadge.textContent = count > 99 ? '99+' : String(count);
+    this.chatBadge.hidden = count === 0;
+    this.chatUnread.textContent = count ? `(${t('chat.unread', { count })})` : '';
+    this.showTitle();
+  }
+
+  showTitle() {
+    if (!this.live) return;
+    const title = `${this.room.title} · ${t('app.name')}`;
+    document.title = this.unread ? `(${this.unread}) ${title}` : title;
   }
 
   /** Stops the socket, LiveKit and the camera. Does not tell the server anything. */
   stop() {
+    closeDialogs();
+    document.removeEventListener('keydown', this.onKey);
+    document.removeEventListener('visibilitychange', this.onVisibility);
+    this.phone.removeEventListener('change', this.onPhoneChange);
     clearInterval(this.pollTimer);
+    clearInterval(this.chatPollTimer);
     this.socket.close();
     this.stage.stop();
-    this.chat.destroy();
+    this.flushed = this.chat.destroy();
+  }
+
+  /** New messages over REST while the socket is not ready (blocked by a proxy, reconnecting). */
+  async pollChatWhileOffline() {
+    if (!this.live || this.socket.isReady || Date.now() < this.chatPollPausedUntil) return;
+    try {
+      await this.chat.catchUp();
+    } catch (error) {
+      if (!this.live || !(error instanceof ApiError)) return;
+      if (error.status === 429) this.chatPollPausedUntil = Date.now() + (error.retryAfter || 5) * 1000;
+      else if (error.code === 'room_ended') this.session.finish('ended');
+      else if (error.code === 'room_not_found') this.session.finish('not-found');
+      // not_a_participant: the membership check of pollWhileOffline tells a lapse from a ban.
+    }
   }
 
   async pollWhileOffline() {
@@ -533,6 +753,13 @@ class Meeting {
     this.endButton = end;
     end.addEventListener('click', async () => {
       end.disabled = true;
+      const sure = await confirmDialog({
+        title: t('confirm.end.title'), text: t('confirm.end.text'), confirm: t('room.end'), cancel: t('confirm.cancel'),
+      });
+      if (!sure || !this.live) {
+        end.disabled = false;
+        return;
+      }
       try {
         await api.endRoom(this.roomId);
         if (this.live) this.session.finish('ended');
@@ -549,10 +776,11 @@ class Meeting {
     const title = h('h1', { class: 'room-title', testid: 'room-title', tabindex: '-1', title: this.room.title },
       this.room.title);
     this.titleElement = title;
-    this.sessionControls = h('div', { class: 'controls-session' }, end, leave);
+    this.sessionControls = h('div', { class: 'controls-session' }, this.shortcutsButton, end, leave);
+    this.roomElement = h('div', { class: 'room', testid: 'room' });
     mount(
       this.session.root,
-      h('div', { class: 'room', testid: 'room' },
+      mount(this.roomElement,
         h('header', { class: 'room-header' },
           h('div', { class: 'room-heading' },
             h('div', { class: 'room-title-row' }, title, this.settings.status),
@@ -563,11 +791,12 @@ class Meeting {
           h('div', { class: 'room-main' },
             this.stage.element,
             h('div', { class: 'controls' },
-              h('div', { class: 'controls-media' }, this.stage.controls, this.handButton),
+              h('div', { class: 'controls-media' }, this.stage.controls, this.handButton, this.chatButton),
               this.sessionControls)),
           h('aside', { class: 'room-side' },
             this.lobby.element, this.settings.panel, this.people.element, this.chat.element))),
     );
+    this.setChatOpen(this.chatOpen);
     this.applyRole();
     title.focus({ preventScroll: true });
   }
@@ -606,6 +835,7 @@ class Meeting {
     if (this.titleElement && room.title) {
       this.titleElement.textContent = room.title;
       this.titleElement.title = room.title;
+      this.showTitle();
     }
     if (room.max_participants) {
       this.people.maxParticipants = room.max_participants;
@@ -660,6 +890,7 @@ class Meeting {
       if (!navigator.clipboard?.writeText) throw new Error('no clipboard');
       await navigator.clipboard.writeText(link);
       label.textContent = t('room.copied');
+      announce(t('room.copied'));
       setTimeout(() => { label.textContent = t('room.copy'); }, 2000);
     } catch {
       // Without clipboard access the link stays visible and selected in its box.
@@ -671,8 +902,17 @@ class Meeting {
 
   async refreshParticipants() {
     try {
-      const list = await api.listParticipants(this.roomId);
-      if (this.live) this.people.setAll(list);
+      // A list asked for before a join or leave frame may arrive after it: it would drop the
+      // newcomer (or bring back who left) for good, so such a list is asked for again.
+      for (let round = 0; round < 3; round += 1) {
+        const framesBefore = this.peopleFrames;
+        const list = await api.listParticipants(this.roomId);
+        if (!this.live) return;
+        if (framesBefore === this.peopleFrames || round === 2) {
+          this.people.setAll(list);
+          return;
+        }
+      }
     } catch (error) {
       // A failed refresh is repaired by the next one; only a vanished room ends the visit.
       if (this.live && error instanceof ApiError && error.code === 'room_not_found') this.session.finish('not-found');
@@ -688,9 +928,11 @@ class Meeting {
         this.lobby.refresh();
         break;
       case 'participant.joined':
+        this.peopleFrames += 1;
         this.people.upsert(frame.participant);
         break;
       case 'participant.updated':
+        this.peopleFrames += 1;
         if (frame.participant?.id) this.people.upsert(frame.participant);
         break;
       case 'room.updated':
@@ -703,6 +945,7 @@ class Meeting {
         this.lobby.remove(frame.request_id);
         break;
       case 'participant.left':
+        this.peopleFrames += 1;
         this.people.remove(frame.participant?.id);
         break;
       case 'room.ended':
@@ -752,6 +995,15 @@ class Meeting {
   }
 
   async moderate(person, kind) {
+    // Removing is for good (a ban): asked first.
+    if (kind === 'kick') {
+      const name = person.display_name || '?';
+      const sure = await confirmDialog({
+        title: t('confirm.kick.title', { name }), text: t('confirm.kick.text', { name }),
+        confirm: t('room.kick'), cancel: t('confirm.cancel'),
+      });
+      if (!sure || !this.live) return;
+    }
     try {
       if (kind === 'kick') {
         await api.kick(this.roomId, person.id);

@@ -52,14 +52,21 @@ export function showFull(root, navigate, { maxParticipants, onRetry } = {}) {
   }));
 }
 
-export function showEnded(root, navigate) {
-  mount(root, screen({
+/**
+ * @param {HTMLElement} root
+ * @param {(path: string) => void} navigate
+ * @param {{beforeJoin?: boolean}} [options]  the visitor never got into this meeting
+ */
+export function showEnded(root, navigate, { beforeJoin = false } = {}) {
+  const section = screen({
     testid: 'screen-ended',
     icon: 'ended',
-    title: t('screen.ended.title'),
-    text: t('screen.ended.text'),
+    title: t(beforeJoin ? 'screen.endedBeforeJoin.title' : 'screen.ended.title'),
+    text: t(beforeJoin ? 'screen.endedBeforeJoin.text' : 'screen.ended.text'),
     actions: [homeButton(navigate)],
-  }));
+  });
+  section.dataset.variant = beforeJoin ? 'before-join' : 'after-join';
+  mount(root, section);
 }
 
 export function showKicked(root, navigate) {

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[3]
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+AXE_SCRIPT = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
 TIMEOUT_MS = 15_000
 
 CHROMIUM_ARGS = [
@@ -113,11 +114,18 @@ class Tab:
 
 
 async def open_tab(
-    browser: Browser, base_url: str, locale: str = "en-US", viewport: dict[str, int] | None = None
+    browser: Browser,
+    base_url: str,
+    locale: str = "en-US",
+    viewport: dict[str, int] | None = None,
+    *,
+    bypass_csp: bool = False,
 ) -> Tab:
+    """`bypass_csp` lets a test add a script of its own (axe-core) to the page."""
     context = await browser.new_context(
         base_url=base_url,
         locale=locale,
+        bypass_csp=bypass_csp,
         permissions=["camera", "microphone", "clipboard-read", "clipboard-write"],
         viewport=viewport or DESKTOP,
         is_mobile=viewport == PHONE,
@@ -187,6 +195,16 @@ async def join_by_link(tab: Tab, link: str, name: str) -> None:
     await pass_prejoin(tab, name)
 
 
+async def confirm(tab: Tab, *, ok: bool = True) -> None:
+    """Answers the page's confirmation dialog (End for all, Remove, leaving the meeting)."""
+    from playwright.async_api import expect
+
+    dialog = tab.by("confirm-dialog")
+    await expect(dialog).to_be_visible()
+    await dialog.get_by_test_id("confirm-ok" if ok else "confirm-cancel").click()
+    await expect(dialog).to_have_count(0)
+
+
 async def send_chat(tab: Tab, text: str) -> None:
     """Types into the chat box and sends; waits until the box is empty again (accepted)."""
     from playwright.async_api import expect
@@ -235,3 +253,21 @@ async def decoding(tab: Tab, tile: Locator) -> int:
             return int(later)
         await tab.page.wait_for_timeout(100)
     raise AssertionError(f"decoded frames do not grow: {first} → {later}")
+
+
+# --- accessibility ----------------------------------------------------------------------
+
+# Runs axe-core on the whole document; each violation as "rule (impact): selector: summary".
+RUN_AXE = """async () => {
+  const result = await window.axe.run(document, { resultTypes: ['violations'] });
+  return result.violations.flatMap((v) => v.nodes.map(
+    (n) => `${v.id} (${v.impact}): ${n.target.join(' ')}: ${n.failureSummary.replace(/\\s+/g, ' ')}`));
+}"""
+
+
+async def axe_violations(tab: Tab) -> list[str]:
+    """axe-core's violations on the page as it is now (the tab needs `bypass_csp=True`: the
+    page's CSP allows no script that is not its own)."""
+    if not await tab.page.evaluate("() => Boolean(window.axe)"):
+        await tab.page.add_script_tag(path=str(AXE_SCRIPT))
+    return await tab.page.evaluate(RUN_AXE)  # type: ignore[no-any-return]
