@@ -34,14 +34,15 @@ async def ended_event_ids(room_ids: list[str]) -> list[str]:
     return ids
 
 
-async def end_rooms(api: httpx.AsyncClient, count: int) -> list[str]:
-    room_ids = []
-    for i in range(count):
-        room_id, host, _ = await create_room(api, f"Ending {i}")
+async def ended_rooms(js, durable: str, api: httpx.AsyncClient, count: int, ack_wait: float) -> list[str]:
+    """`count` rooms, made and then ended, whose room.ended events are the only pending work of
+    the janitors' durable (existing_consumer)."""
+    made = [await create_room(api, f"Ending {i}") for i in range(count)]
+    await existing_consumer(js, durable, ack_wait, [room_id for room_id, _, _ in made])
+    for room_id, host, _ in made:
         response = await api.post(f"/api/v1/rooms/{room_id}/end", headers=hdr(host))
         assert response.status_code == 200, response.text
-        room_ids.append(room_id)
-    return room_ids
+    return [room_id for room_id, _, _ in made]
 
 
 async def caught_up(js, durable: str, timeout: float = 30) -> None:
@@ -58,9 +59,11 @@ async def all_published(js, durable: str, count: int) -> None:
     await eventually(check, timeout=10, interval=0.05)
 
 
-async def existing_consumer(js, durable: str, ack_wait: float) -> None:
+async def existing_consumer(js, durable: str, ack_wait: float, room_ids: list[str]) -> None:
     """The janitors' durable as an earlier deployment left it: caught up with the stream, so
-    the events that follow are all its pending work, and the next janitor fetches them at once."""
+    the events that follow are all its pending work, and the next janitor fetches them at once.
+    It takes only the room.ended events of these rooms: this package's janitors end the rooms
+    the rest of the run left behind meanwhile, and their events must not count here."""
     prefix = os.environ["NATS_SUBJECT_PREFIX"]
     await js.add_consumer(
         os.environ["NATS_STREAM"],
@@ -70,7 +73,7 @@ async def existing_consumer(js, durable: str, ack_wait: float) -> None:
             deliver_policy=DeliverPolicy.NEW,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=ack_wait,
-            filter_subject=f"{prefix}.*.room.ended",
+            filter_subjects=[f"{prefix}.{room_id}.room.ended" for room_id in room_ids],
         ),
     )
 
@@ -97,7 +100,6 @@ async def test_janitor_answers_its_probes_and_exposes_its_metrics(jstack):
 async def test_two_janitors_expire_each_room_exactly_once(jstack, rooms_api, jdb):
     count = 8
     rooms = [await create_room(rooms_api, f"Race {i}") for i in range(count)]
-    before = [await jstack.metrics(j) for j in jstack.janitors]
     # Every room empties at once, so both janitors find all of them due in the same sweeps.
     await asyncio.gather(
         *(rooms_api.post(f"/api/v1/rooms/{room_id}/leave", headers=hdr(host)) for room_id, host, _ in rooms)
@@ -119,23 +121,17 @@ async def test_two_janitors_expire_each_room_exactly_once(jstack, rooms_api, jdb
     await eventually(all_ended, timeout=15)
     await asyncio.sleep(1.0)  # any second ending would be published by now
 
+    # Whichever janitor ended a room (this package's two, or another stack's of the same run
+    # that swept the same database), it was ended exactly once.
     async with EventReader() as reader:
         for room_id, _, _ in rooms:
             events = await reader.read_room(room_id, expected=4)
             assert [b["type"] for _, _, b in events].count("room.ended") == 1, room_id
-    after = [await jstack.metrics(j) for j in jstack.janitors]
-    expired_by_janitors = sum(
-        a["veche_janitor_rooms_expired_total"] - b["veche_janitor_rooms_expired_total"]
-        for a, b in zip(after, before, strict=True)
-    )
-    # The counters are global (other tests' rooms may expire meanwhile): a lower bound.
-    assert expired_by_janitors >= count - len(raced)
 
 
 async def test_a_janitor_killed_mid_stream_loses_no_event(jstack, rooms_api, redis_client, js):
     durable = f"janitor-{os.environ['NATS_STREAM']}-kill"
-    await existing_consumer(js, durable, ack_wait=4)
-    room_ids = await end_rooms(rooms_api, 5)
+    room_ids = await ended_rooms(js, durable, rooms_api, 5, ack_wait=4)
     await all_published(js, durable, len(room_ids))
     slow = {**SOLO, "JANITOR_CLEANUP_GRACE_SECONDS": "2", "JANITOR_ACK_WAIT_SECONDS": "4"}
     first = jstack.start_janitor("janitor-killed", durable, **slow)
@@ -174,8 +170,7 @@ async def test_a_janitor_killed_mid_stream_loses_no_event(jstack, rooms_api, red
 async def test_sigterm_drains_the_consumer_before_the_janitor_exits(jstack, rooms_api, redis_client, js):
     durable = f"janitor-{os.environ['NATS_STREAM']}-term"
     # An ack wait far longer than the test: only the janitor's own acks can empty the consumer.
-    await existing_consumer(js, durable, ack_wait=60)
-    room_ids = await end_rooms(rooms_api, 3)
+    room_ids = await ended_rooms(js, durable, rooms_api, 3, ack_wait=60)
     await all_published(js, durable, len(room_ids))
     slow = {**SOLO, "JANITOR_CLEANUP_GRACE_SECONDS": "2", "JANITOR_ACK_WAIT_SECONDS": "60"}
     janitor = jstack.start_janitor("janitor-terminated", durable, **slow)
@@ -198,8 +193,7 @@ async def test_a_burst_of_ended_rooms_is_cleaned_at_once_not_batch_by_batch(
     """The grace period runs beside the other events: 12 ended rooms, taken 3 at a time, take
     about one grace period to clean, where waiting out each batch's grace would take four."""
     durable = f"janitor-{os.environ['NATS_STREAM']}-burst"
-    await existing_consumer(js, durable, ack_wait=30)
-    room_ids = await end_rooms(rooms_api, 12)
+    room_ids = await ended_rooms(js, durable, rooms_api, 12, ack_wait=30)
     await all_published(js, durable, len(room_ids))
     grace = 2.0
     settings = {
