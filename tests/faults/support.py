@@ -320,6 +320,8 @@ class TimedPoster(SteadyPoster):
         super().__init__(client, room, member, every)
         self.recorder = recorder
         self.contents: dict[str, str] = {}  # accepted id -> content
+        # Posts not answered 201: content -> (sent, answered), for in-doubt outcomes.
+        self.unanswered: dict[str, tuple[float, float]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         n = 0
@@ -341,6 +343,8 @@ class TimedPoster(SteadyPoster):
                 message_id = response.json()["id"]
                 self.accepted.append(message_id)
                 self.contents[message_id] = content
+            else:
+                self.unanswered[content] = (started, time.monotonic())
             self.attempts.append((started, ok))
             await asyncio.sleep(self.every)
 
@@ -478,6 +482,9 @@ class Load:
         self.tracked: dict[str, list[Member]] = {}
         self.readers: list[FaultReader] = []
         self.posters: list[TimedPoster] = []
+        # When a scenario SIGKILLed a process serving posts: a post in flight at that moment is
+        # in doubt (stored, or not, before the process died; the client only saw it fail).
+        self.kills: list[float] = []
         self.churn = Churn(self.client, self.rooms, self.recorder, tag)
         self._stop_reading, self._stop_posting = asyncio.Event(), asyncio.Event()
         self._reading: list[asyncio.Task[None]] = []
@@ -541,10 +548,20 @@ class Load:
         phantom_ids: set[str] = set()
         duplicated = out_of_order = 0
         notes = []
+        in_flight_at_kill = {
+            content
+            for p in self.posters
+            for content, (sent, answered) in p.unanswered.items()
+            if any(sent <= kill <= answered for kill in self.kills)
+        }
         for reader in self.readers:
             want = by_room[reader.room.id]
             missing = want - set(reader.seen)
-            extra = set(reader.seen) - want
+            content_of = dict(zip(reader.seen, reader.contents, strict=False))
+            in_doubt = {i for i in set(reader.seen) - want if content_of.get(i) in in_flight_at_kill}
+            if in_doubt:
+                notes.append(f"{reader.member.name}: {len(in_doubt)} in flight when a process was killed")
+            extra = set(reader.seen) - want - in_doubt
             lost_ids |= missing
             phantom_ids |= extra
             duplicated += len(reader.seen) - len(set(reader.seen))

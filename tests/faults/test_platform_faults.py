@@ -498,6 +498,7 @@ async def test_6_one_of_two_chat_replicas_killed_loses_nothing(fault_infra, stac
         pid_before = victim.popen.pid
         await asyncio.sleep(WARMUP)
         killed = time.monotonic()
+        sc.load.kills.append(time.monotonic())
         os.killpg(victim.popen.pid, signal.SIGKILL)  # a crash: the supervisor's business
 
         deadline = time.monotonic() + 30
@@ -549,6 +550,7 @@ async def test_5_the_only_chat_process_down_evicts_nobody(fault_infra, stacks):
         # A crash: the supervisor restarts it within a second or so of the kill, plus its start.
         pid_before = chat.popen.pid
         crashed = time.monotonic()
+        sc.load.kills.append(time.monotonic())
         os.killpg(chat.popen.pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
         while True:
@@ -570,6 +572,7 @@ async def test_5_the_only_chat_process_down_evicts_nobody(fault_infra, stacks):
         # Down for longer than the presence timeout: nobody keeps presence meanwhile.
         before = {r.id: {m["id"] for m in await sc.load.history(r)} for r in sc.load.rooms}
         down = time.monotonic()
+        sc.load.kills.append(time.monotonic())
         await asyncio.to_thread(sc.stack.stop_process, chat, signal.SIGKILL)
         await asyncio.sleep(PRESENCE_TIMEOUT_SECONDS + 3)
         sc.stack.start_process(chat)
