@@ -14,6 +14,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+# Fixtures that tests of several packages use.
+pytest_plugins = ["tests.support.own_redis"]
+
 if TYPE_CHECKING:
     import httpx
 

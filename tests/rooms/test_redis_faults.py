@@ -3,48 +3,15 @@ committed answers 201 and its membership reaches Redis once Redis is back; a lea
 write hangs under the room's row lock fails fast with 503 and changes nothing."""
 
 import asyncio
-import os
 import signal
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 import redis.asyncio as aioredis
 
 from tests.support import app_client, hdr, new_pid
 from veche.common import keys
-from veche.local.infra import LocalInfra
-from veche.local.stack import free_port
 from veche.rooms.main import create_app
 from veche.rooms.settings import RoomsSettings
-
-
-class OwnRedis:
-    def __init__(self) -> None:
-        self.infra = LocalInfra(Path(tempfile.mkdtemp(prefix="veche-own-redis-")))
-        self.url = f"redis://127.0.0.1:{free_port()}/0"
-
-    def start(self) -> None:
-        self.infra.redis(self.url)
-
-    def signal(self, sig: int) -> None:
-        os.kill(self.infra.named["redis"].pid, sig)
-
-    def kill(self) -> None:
-        self.signal(signal.SIGKILL)
-        self.infra.named.pop("redis").wait()
-
-
-@pytest.fixture
-def own_redis() -> Iterator[OwnRedis]:
-    redis = OwnRedis()
-    redis.start()
-    yield redis
-    if "redis" in redis.infra.named:
-        redis.signal(signal.SIGCONT)
-    redis.infra.stop()
 
 
 def _settings(url: str) -> RoomsSettings:

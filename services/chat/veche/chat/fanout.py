@@ -37,6 +37,7 @@ from veche.chat.wire import Frame
 from veche.common import keys
 from veche.common.errors import Unavailable
 from veche.common.ids import timestamp_ms
+from veche.common.tasks import stop_tasks
 
 log = logging.getLogger("veche.chat.fanout")
 
@@ -226,12 +227,7 @@ class Fanout:
         self._task = asyncio.create_task(run, name="chat-fanout")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._listeners) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_tasks([self._task, *self._listeners])
         self._ready.clear()
         for link in list(self._links.values()):
             await link.close()
@@ -413,7 +409,8 @@ class Fanout:
                 continue
             self._refresh.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._refresh.wait(), 30)
+                async with asyncio.timeout(30):
+                    await self._refresh.wait()
             await asyncio.sleep(0.5)
 
     # --- called by the links -------------------------------------------------------------

@@ -3,7 +3,6 @@ their memberships: a socket whose member is gone is closed even if the event tha
 never arrived."""
 
 import asyncio
-import contextlib
 import json
 import logging
 
@@ -11,6 +10,7 @@ from veche.chat import frames
 from veche.chat.fanout import Fanout, Outgoing
 from veche.chat.ws import ChatSocket
 from veche.common.roomstate import RoomState
+from veche.common.tasks import stop_tasks
 
 log = logging.getLogger("veche.chat.presence")
 
@@ -30,10 +30,7 @@ class PresenceKeeper:
         self._task = asyncio.create_task(self._run(), name="chat-presence")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_tasks([self._task])
 
     async def _run(self) -> None:
         while True:

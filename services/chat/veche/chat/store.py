@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from veche.chat.schemas import StoredMessage
 from veche.chat.settings import ChatSettings
 from veche.common import keys
+from veche.common.errors import Unavailable
 from veche.common.ids import timestamp_ms
 from veche.common.roomstate import MEMBER_TOUCH_LUA
 
@@ -67,19 +68,35 @@ local function drop(messages, members)
 end
 """
 
+# A write carries the moment (Redis's clock, ms) after which its caller no longer waits for the
+# answer: a script that only runs later (Redis was frozen or swamped while the call sat in its
+# socket) writes nothing, so a caller that gave up and answered 503 never has its message
+# stored and delivered after all. Written before any other command, since TIME is not
+# deterministic (scripts replicate their effects, the default from Redis 5 on).
+_LUA_DEADLINE = """
+if redis.replicate_commands then redis.replicate_commands() end
+local function too_late(deadline_ms)
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(deadline_ms)
+end
+"""
+
 # KEYS: messages, head, bytes, [events seen]
 # ARGV: id, score, member, min_score, max_count, ttl_ms, channel, event id or '', max_bytes,
-#       envelope...
-# Returns {1} written, {0, head} id not above the head (retry with a larger id), {2} duplicate.
-# The same message again (a call retried after its connection broke, which may have run) finds
-# itself stored and answers {1} without writing or publishing anything twice.
+#       deadline ms, envelope...
+# Returns {1} written, {0, head} id not above the head (retry with a larger id), {2} duplicate,
+# {3} too late (nothing written). The same message again (a call retried after its connection
+# broke, which may have run) finds itself stored and answers {1} without writing or publishing
+# anything twice.
 _APPEND = (
     _LUA_LESS
     + _LUA_BYTES
+    + _LUA_DEADLINE
     + """
 local id = ARGV[1]
 if KEYS[4] and redis.call('SISMEMBER', KEYS[4], ARGV[8]) == 1 then return {2} end
 if redis.call('ZSCORE', KEYS[1], ARGV[3]) then return {1} end
+if too_late(ARGV[10]) then return {3} end
 local head = redis.call('GET', KEYS[2])
 if head and not less(head, id) then return {0, head} end
 local total = total_bytes(KEYS[1], KEYS[3])
@@ -99,7 +116,7 @@ if KEYS[4] then
   redis.call('SADD', KEYS[4], ARGV[8])
   redis.call('PEXPIRE', KEYS[4], ARGV[6])
 end
-for i = 10, #ARGV do redis.call(PUBLISH, ARGV[7], ARGV[i]) end
+for i = 11, #ARGV do redis.call(PUBLISH, ARGV[7], ARGV[i]) end
 return {1}
 """
 )
@@ -156,10 +173,13 @@ return table.concat(page(KEYS[3], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]), 
 # Compare-and-swap of one message: replaces (or, with an empty new member, removes) `old` only
 # if it is still there, and publishes the change. An edit and a delete of one message are
 # serialised here, so neither can act on a version the other already replaced.
-# KEYS: messages, bytes. ARGV: old member, new member or '', score, channel, envelope
+# KEYS: messages, bytes. ARGV: old member, new member or '', score, channel, envelope, deadline
+# ms. Returns 1 swapped, 0 `old` is gone, -1 too late (nothing changed; see _LUA_DEADLINE).
 _SWAP = (
     _LUA_BYTES
+    + _LUA_DEADLINE
     + """
+if too_late(ARGV[6]) then return -1 end
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 local total = total_bytes(KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
@@ -199,6 +219,18 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+# The share of the Redis timeout a write may take to run before it is too late to run at all:
+# the rest is left for its answer to come back before the caller stops waiting for it.
+_WRITE_WINDOW = 0.75
+
+
+class TooLate(Unavailable):
+    """A write reached Redis after its caller had stopped waiting: nothing was written."""
+
+    def __init__(self) -> None:
+        super().__init__("The chat store answered too slowly; nothing was changed. Try again", retry_after=1)
+
+
 @dataclass(frozen=True)
 class AppendResult:
     written: bool
@@ -212,12 +244,18 @@ class ChatStore:
         self.ttl_ms = settings.chat_ttl_seconds * 1000
         self.max_messages = settings.chat_max_messages
         self.max_bytes = settings.chat_max_bytes
+        self.write_window_ms = int(settings.dependency_timeout_seconds * _WRITE_WINDOW * 1000)
         publisher = _publisher(sharded=bool(settings.redis_cluster_seeds))
         self._append = redis.register_script(publisher + _APPEND)
         self._page = redis.register_script(_PAGE)
         self._member_page = redis.register_script(_MEMBER_PAGE)
         self._swap = redis.register_script(publisher + _SWAP)
         self._publish_once = redis.register_script(publisher + _PUBLISH_ONCE)
+
+    def _deadline(self) -> int:
+        """The deadline of a write sent now (see _LUA_DEADLINE): it assumes the clocks of Redis
+        and of this process agree to well within the timeout's remaining quarter."""
+        return now_ms() + self.write_window_ms
 
     def _min_score(self) -> int:
         """Scores below this are past their lifetime: never returned, trimmed on write."""
@@ -240,6 +278,7 @@ class ChatStore:
             keys.chat_channel(room_id),
             str(event_id) if event_id is not None else "",
             self.max_bytes,
+            self._deadline(),
             *envelopes,
         ]
         result = await self._append(keys=keys_, args=args)
@@ -248,6 +287,8 @@ class ChatStore:
             return AppendResult(written=True)
         if code == 2:
             return AppendResult(written=False, duplicate=True)
+        if code == 3:
+            raise TooLate()
         return AppendResult(written=False, head=UUID(result[1]))
 
     def _page_args(self, limit: int, after: UUID | None, before: UUID | None) -> list[str | int]:
@@ -335,8 +376,11 @@ class ChatStore:
                 score,
                 keys.chat_channel(room_id),
                 envelope,
+                self._deadline(),
             ],
         )
+        if int(result) < 0:
+            raise TooLate()
         return bool(int(result))
 
     async def publish_once(self, room_id: UUID, event_id: UUID, envelopes: list[str]) -> bool:

@@ -43,6 +43,7 @@ from veche.common.errors import (
 from veche.common.events import PublicParticipant
 from veche.common.identity import HEADER
 from veche.common.ids import parse_uuid7
+from veche.common.tasks import stop_tasks
 from veche.common.web import peer_client_ip
 
 log = logging.getLogger("veche.chat.ws")
@@ -389,9 +390,7 @@ async def chat_socket(websocket: WebSocket, room_id: str) -> None:
             asyncio.create_task(socket.aborted.wait()),
         ]
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_tasks(tasks)
         if socket.close_code is not None:
             await _close(websocket, socket.close_code, close_timeout)
     finally:

@@ -20,6 +20,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from veche.common.settings import CommonSettings, PostgresSettings
+from veche.common.tasks import stop_tasks
 
 if TYPE_CHECKING:
     from redis.asyncio.cluster import RedisCluster
@@ -176,10 +177,8 @@ class Nats:
         return self.client is not None and self.client.is_connected
 
     async def close(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        # stop_tasks: nats-py's connect loop can swallow a single cancel (veche.common.tasks).
+        await stop_tasks([self._task])
         if self.client is not None:
             with contextlib.suppress(Exception):
                 await self.client.drain()

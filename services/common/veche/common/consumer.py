@@ -25,6 +25,7 @@ from veche.common import tracing
 from veche.common.clients import Nats
 from veche.common.events import RoomEvent
 from veche.common.settings import CommonSettings
+from veche.common.tasks import stop_tasks
 
 log = logging.getLogger("veche.consumer")
 
@@ -111,10 +112,7 @@ class DurableConsumer:
                     await asyncio.gather(*list(self._rests), return_exceptions=True)
         except TimeoutError:
             log.warning("consumer %s did not drain in %.0fs; cancelling", self.durable, self.drain_seconds)
-            for task in [self._task, *self._rests]:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await stop_tasks([self._task, *self._rests])
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -148,8 +146,10 @@ class DurableConsumer:
 
     async def _pause(self, seconds: float) -> bool:
         """Sleeps, waking early on stop; True when stopping."""
+        # asyncio.timeout, not wait_for: see veche.common.tasks.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
         return self._stopping.is_set()
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:

@@ -281,7 +281,8 @@ def create_app(
 
         async def run(name: str, check: ReadinessCheck) -> None:
             try:
-                await asyncio.wait_for(check(), settings.dependency_timeout_seconds)
+                async with asyncio.timeout(settings.dependency_timeout_seconds):
+                    await check()
                 results[name] = "ok"
             except Exception as exc:  # noqa: BLE001 - any failure means not ready
                 results[name] = "down" if is_dependency_error(exc) else f"error: {type(exc).__name__}"

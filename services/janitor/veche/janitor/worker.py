@@ -78,8 +78,10 @@ class Janitor:
         while not self._stopping.is_set():
             await self.sweep()
             await self._measure_consumer()
+            # asyncio.timeout, not wait_for: see veche.common.tasks.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.settings.janitor_sweep_interval_seconds)
+                async with asyncio.timeout(self.settings.janitor_sweep_interval_seconds):
+                    await self._stopping.wait()
 
     async def sweep(self) -> dict[str, int]:
         """One pass of every sweep; a failing one is logged and the others still run."""

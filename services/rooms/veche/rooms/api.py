@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -42,22 +42,42 @@ internal = APIRouter(
 )
 
 
-def _service(request: Request) -> RoomsService:
+# The dependencies are coroutines, though none awaits anything: FastAPI runs a plain function
+# dependency in its thread pool, a hand-off to a thread and back for every one of them.
+
+
+async def _service(request: Request) -> RoomsService:
     return context(request, RoomsContext).service
 
 
-def _optional_participant(x_participant_id: IdentityHeader = None) -> str | None:
+async def _room_id(room_id: str) -> UUID:
+    """veche.common.identity.room_id_path, as a coroutine."""
+    return room_id_path(room_id)
+
+
+async def _optional_participant(x_participant_id: IdentityHeader = None) -> str | None:
     pid = parse_participant_id(x_participant_id)
     return str(pid) if pid else None
 
 
-def _caller(request: Request, x_participant_id: IdentityHeader = None) -> Caller:
-    """The caller of create/join: a new identity is made when the header is absent."""
-    from uuid import uuid4
+_CLIENT_IP = "veche.rooms.client_ip"
 
+
+def _client_ip(request: Request) -> str | None:
+    """veche.common.web.client_ip, worked out once per request: the per-address limit and the
+    caller both need it."""
+    scope = request.scope
+    if _CLIENT_IP not in scope:
+        scope[_CLIENT_IP] = client_ip(request)
+    address: str | None = scope[_CLIENT_IP]
+    return address
+
+
+async def _caller(request: Request, x_participant_id: IdentityHeader = None) -> Caller:
+    """The caller of create/join: a new identity is made when the header is absent."""
     pid = parse_participant_id(x_participant_id) or uuid4()
     agent = request.headers.get("user-agent")
-    return Caller(str(pid), client_ip(request), agent[:1024] if agent else None)
+    return Caller(str(pid), _client_ip(request), agent[:1024] if agent else None)
 
 
 def _limited(name: str, setting: str):  # type: ignore[no-untyped-def]
@@ -65,13 +85,13 @@ def _limited(name: str, setting: str):  # type: ignore[no-untyped-def]
 
     async def check(request: Request) -> None:
         limits = request.app.state.rate_limits
-        await limits.hit(name, getattr(limits.settings, setting), client_ip(request) or "unknown")
+        await limits.hit(name, getattr(limits.settings, setting), _client_ip(request) or "unknown")
 
     return Depends(check)
 
 
 Service = Annotated[RoomsService, Depends(_service)]
-RoomId = Annotated[UUID, Depends(room_id_path)]
+RoomId = Annotated[UUID, Depends(_room_id)]
 ParticipantId = Annotated[str | None, Depends(_optional_participant)]
 NewOrKnownCaller = Annotated[Caller, Depends(_caller)]
 

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from veche.common import tracing
 from veche.common.clients import Nats
+from veche.common.tasks import stop_tasks
 from veche.common.timefmt import utcnow
 from veche.rooms import repository as repo
 from veche.rooms.models import OutboxEvent
@@ -77,11 +78,7 @@ class OutboxRelay:
 
     async def stop(self) -> None:
         self._stopping = True
-        for task in (self._task, self._backlog_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await stop_tasks([self._task, self._backlog_task])
 
     def _nats_up(self) -> bool:
         return self.nats.client is not None and self.nats.client.is_connected

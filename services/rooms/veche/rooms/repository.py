@@ -1,10 +1,12 @@
 """All SQL of the rooms context. Functions flush; the use case owns the transaction."""
 
+import json
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import delete, func, literal, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from veche.common import tracing
 from veche.common.events import RoomEvent, event_subject
@@ -147,8 +149,6 @@ async def room_by_livekit_name(session: AsyncSession, name: str) -> Room | None:
 
 
 def add_event(session: AsyncSession, prefix: str, event: RoomEvent) -> None:
-    import json
-
     row = OutboxEvent(
         event_id=event.event_id,
         subject=event_subject(prefix, event.room_id, event.type),
@@ -160,6 +160,128 @@ def add_event(session: AsyncSession, prefix: str, event: RoomEvent) -> None:
     if trace_context is not None:
         row.trace_context = trace_context
     session.add(row)
+
+
+# --- the join in one statement (migration 0005) -------------------------------------------
+
+# One round trip, one implicit transaction (the connection is in autocommit): rooms_join_gate
+# locks the room, checks it and, for a new membership, clears the room's expiry and adds
+# participant.joined to the outbox; then the membership is inserted, or, for an active member,
+# its display name updated (ON CONFLICT on the one-active-membership index). No row: the gate
+# let nothing through and nothing changed. The statement is an INSERT, and is timed as one.
+JOIN = """\
+INSERT INTO room_participants AS p
+    (id, room_id, participant_id, display_name, role, joined_at, client_ip, user_agent)
+SELECT $1, $2, $3, $4, g.member_role, $5, $6::inet, $7
+FROM rooms_join_gate($2, $3, $5, $8, $9, $10::jsonb, $11::jsonb, $12) AS g
+ON CONFLICT (room_id, participant_id) WHERE left_at IS NULL
+DO UPDATE SET display_name = EXCLUDED.display_name
+RETURNING p.id, p.display_name, p.role, p.joined_at, p.livekit_sid, p.hand_raised_at"""
+
+
+@dataclass(frozen=True)
+class JoinRow:
+    """The membership a one-statement join wrote: the new one, or the active one it found."""
+
+    id: UUID
+    display_name: str
+    role: str
+    joined_at: datetime
+    livekit_sid: str | None
+    hand_raised_at: datetime | None
+
+
+async def join(
+    engine: AsyncEngine,
+    *,
+    room_id: UUID,
+    participant_id: str,
+    member_id: UUID,
+    display_name: str,
+    at: datetime,
+    client_ip: str | None,
+    user_agent: str | None,
+    prefix: str,
+    event: RoomEvent,
+    notify: bool,
+) -> JoinRow | None:
+    """A join in one statement (JOIN); None when it has to go the long way (see
+    RoomsService.join). `event` is the participant.joined of the new membership, its role
+    filled in by the gate; `notify` False leaves the relay's NOTIFY out (this process's relay
+    leads and is woken in-process)."""
+    trace_context = tracing.current_context()
+    params = (
+        member_id,
+        room_id,
+        participant_id,
+        display_name,
+        at,
+        client_ip,
+        user_agent,
+        event.event_id,
+        event_subject(prefix, room_id, event.type),
+        event.to_json().decode(),
+        json.dumps(trace_context) if trace_context is not None else None,
+        notify,
+    )
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        row = (await conn.exec_driver_sql(JOIN, params)).first()
+    if row is None:
+        return None
+    return JoinRow(row.id, row.display_name, row.role, row.joined_at, row.livekit_sid, row.hand_raised_at)
+
+
+# Why the one-statement join let nothing through, read in one statement (one snapshot: the state
+# of one instant, so the answer is the one a join at that instant gets). No row: no such room.
+JOIN_REFUSAL = """\
+SELECT r.status, r.locked, r.lobby, r.max_participants,
+       coalesce(h.banned, false) AS banned,
+       coalesce(h.active, false) AS active,
+       coalesce(h.was_host, false) AS was_host,
+       (SELECT count(*) FROM room_participants m WHERE m.room_id = r.id AND m.left_at IS NULL) AS active_count
+FROM rooms r
+LEFT JOIN LATERAL (
+    SELECT bool_or(m.leave_reason = 'kicked') AS banned,
+           bool_or(m.left_at IS NULL) AS active,
+           bool_or(m.role = 'host') AS was_host
+    FROM room_participants m
+    WHERE m.room_id = r.id AND m.participant_id = $2
+) AS h ON true
+WHERE r.id = $1"""
+
+
+@dataclass(frozen=True)
+class JoinState:
+    """What decides a join, as of one instant: the room and the caller's history in it."""
+
+    status: str
+    locked: bool
+    lobby: bool
+    max_participants: int
+    banned: bool
+    active: bool
+    was_host: bool
+    active_count: int
+
+
+async def join_state(engine: AsyncEngine, room_id: UUID, participant_id: str) -> JoinState | None:
+    """JOIN_REFUSAL: None when the room does not exist."""
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        row = (await conn.exec_driver_sql(JOIN_REFUSAL, (room_id, participant_id))).first()
+    if row is None:
+        return None
+    return JoinState(
+        row.status,
+        row.locked,
+        row.lobby,
+        row.max_participants,
+        row.banned,
+        row.active,
+        row.was_host,
+        row.active_count,
+    )
 
 
 async def unpublished_events(session: AsyncSession, batch: int) -> list[OutboxEvent]:

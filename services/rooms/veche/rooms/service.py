@@ -21,7 +21,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from veche.common.errors import (
     AlreadyResolved,
@@ -49,6 +49,7 @@ from veche.common.events import (
     UpdateKind,
 )
 from veche.common.livekit_names import livekit_room_name
+from veche.common.tasks import stop_tasks
 from veche.common.timefmt import utcnow
 from veche.rooms import repository as repo
 from veche.rooms.cache import RoomCache, parse_member
@@ -62,6 +63,8 @@ log = logging.getLogger("veche.rooms.service")
 REPAIR_SECONDS = 300.0
 # A lobby request nobody answered expires after this; an admission reserves a seat as long.
 LOBBY_REQUEST_TTL = timedelta(minutes=10)
+# One-statement joins a join tries while seats keep coming free between them (see join).
+JOIN_ATTEMPTS = 3
 
 
 def public_view(member: Membership) -> PublicParticipant:
@@ -111,6 +114,27 @@ def lobby_view(request: LobbyRequest) -> LobbyRequestView:
     )
 
 
+# The refusals of a join (docs/api.md), the same whichever way the join went.
+def room_not_found(room_id: UUID) -> RoomNotFound:
+    return RoomNotFound(f"Room {room_id} does not exist")
+
+
+def room_ended(room_id: UUID) -> RoomEnded:
+    return RoomEnded(f"Room {room_id} has ended")
+
+
+def banned() -> Banned:
+    return Banned("You were removed from this room by its host")
+
+
+def room_locked() -> RoomLocked:
+    return RoomLocked("The room is locked: nobody new may join")
+
+
+def room_full(room_id: UUID, count: int) -> RoomFull:
+    return RoomFull(f"Room {room_id} already has {count} participants")
+
+
 @dataclass
 class Caller:
     participant_id: str
@@ -134,18 +158,28 @@ class RoomsService:
         cache: RoomCache,
         settings: RoomsSettings,
         on_events: Callable[[], None] = lambda: None,
+        relay_leads: Callable[[], bool] = lambda: False,
     ) -> None:
+        """`on_events` wakes this process's outbox relay after a commit that added events;
+        `relay_leads` says whether that relay is the one publishing (then a join needs no
+        NOTIFY to wake it)."""
         self.sessions = sessions
+        self.engine: AsyncEngine = sessions.kw["bind"]
         self.cache = cache
         self.settings = settings
         self.on_events = on_events
+        self.relay_leads = relay_leads
         self._repairs: dict[UUID, asyncio.Task[None]] = {}
+        # A join holds a pooled connection for one statement. Past the pool's size, more joins
+        # at once would not go faster: each would open an overflow connection (a new backend)
+        # for one statement and close it again. They wait for a slot instead; two of the
+        # pool's connections stay for everything else (the outbox relay holds one for good).
+        size = getattr(self.engine.pool, "size", lambda: 0)()
+        self._join_slots = asyncio.Semaphore(max(size - 2, 2))
 
     async def close(self) -> None:
         """Stops the hash repairs still waiting for Redis (their rooms rebuild on demand)."""
-        for task in list(self._repairs.values()):
-            task.cancel()
-        await asyncio.gather(*self._repairs.values(), return_exceptions=True)
+        await stop_tasks(list(self._repairs.values()))
 
     async def _after_commit(self, room_id: UUID, write: Callable[[], Awaitable[None]]) -> None:
         """A Redis write after a committed start of membership. Its failure must not turn a
@@ -296,6 +330,17 @@ class RoomsService:
     # --- join / leave --------------------------------------------------------------------
 
     async def join(self, room_id: UUID, display_name: str, caller: Caller) -> JoinResult:
+        """A join goes in at once, in one statement (the new membership, or the active one
+        with its display name updated). When the statement lets nothing through (it then
+        changed nothing), one read of the room says why: the refusal of docs/api.md, or the
+        lobby, for which the join takes the full way (_join). When nothing refuses it any
+        more (a seat came free meanwhile), it goes again."""
+        for _ in range(JOIN_ATTEMPTS):
+            result = await self._join_at_once(room_id, display_name, caller)
+            if result is not None:
+                return result
+            if await self._refuse(room_id, caller):
+                break
         try:
             return await self._join(room_id, display_name, caller)
         except IntegrityError:
@@ -303,7 +348,81 @@ class RoomsService:
             # active now, so this join is the idempotent case.
             return await self._join(room_id, display_name, caller)
 
+    async def _join_at_once(self, room_id: UUID, display_name: str, caller: Caller) -> JoinResult | None:
+        """repository.join: the room's checks (under its row lock), the membership, the room's
+        expiry and the outbox row in one round trip and one transaction; None when it let
+        nothing through (see join). Then, as in _join, the member goes into the hash."""
+        now = utcnow()
+        member_id = uuid4()
+        # Its role ("participant" here) is the gate's to set: a former host is host again.
+        event = RoomEvent(
+            type="participant.joined",
+            room_id=room_id,
+            participant=PublicParticipant(
+                id=member_id, display_name=display_name, role="participant", joined_at=now
+            ),
+            occurred_at=now,
+        )
+        async with self._join_slots:
+            row = await repo.join(
+                self.engine,
+                room_id=room_id,
+                participant_id=caller.participant_id,
+                member_id=member_id,
+                display_name=display_name,
+                at=now,
+                client_ip=caller.client_ip,
+                user_agent=caller.user_agent,
+                prefix=self.settings.nats_subject_prefix,
+                event=event,
+                notify=not self.relay_leads(),
+            )
+        if row is None:
+            return None
+        member = Membership(
+            id=row.id,
+            room_id=room_id,
+            participant_id=caller.participant_id,
+            display_name=row.display_name,
+            role=row.role,
+            joined_at=row.joined_at,
+            left_at=None,
+            livekit_sid=row.livekit_sid,
+            hand_raised_at=row.hand_raised_at,
+        )
+        created = row.id == member_id
+        if created:
+            self.on_events()
+        view = public_view(member)
+        await self._after_commit(room_id, lambda: self.cache.joined(room_id, caller.participant_id, view))
+        return JoinResult(member, created)
+
+    async def _refuse(self, room_id: UUID, caller: Caller) -> bool:
+        """After a one-statement join that let nothing through: raises the refusal the room
+        gives this caller now, in the order of docs/api.md; True when the lobby has to answer
+        (the full way), False when nothing refuses the join any more."""
+        async with self._join_slots:
+            state = await repo.join_state(self.engine, room_id, caller.participant_id)
+        if state is None:
+            raise room_not_found(room_id)
+        if state.status == "ended":
+            raise room_ended(room_id)
+        if state.banned:
+            raise banned()
+        if state.active:
+            return False
+        if state.locked and not state.was_host:
+            raise room_locked()
+        if state.lobby and not state.was_host:
+            return True
+        if state.active_count >= state.max_participants:
+            raise room_full(room_id, state.active_count)
+        return False
+
     async def _join(self, room_id: UUID, display_name: str, caller: Caller) -> JoinResult:
+        """The full join, every case of docs/api.md in its order. rooms_join_gate (migration
+        0005) follows the same rules for the two cases it completes itself (an active member,
+        a new membership); a change to one is a change to the other."""
         now = utcnow()
         waiting: LobbyRequest | None = None
         created = False
@@ -312,12 +431,12 @@ class RoomsService:
             # below see every committed join before them.
             room = await repo.get_room(session, room_id, lock=True)
             if room is None:
-                raise RoomNotFound(f"Room {room_id} does not exist")
+                raise room_not_found(room_id)
             if room.status == "ended":
-                raise RoomEnded(f"Room {room_id} has ended")
+                raise room_ended(room_id)
             history = await repo.history_of(session, room_id, caller.participant_id)
             if any(m.leave_reason == "kicked" for m in history):
-                raise Banned("You were removed from this room by its host")
+                raise banned()
             active = next((m for m in history if m.left_at is None), None)
             if active is not None:
                 if active.display_name != display_name:
@@ -327,13 +446,13 @@ class RoomsService:
             else:
                 was_host = any(m.role == "host" for m in history)
                 if room.locked and not was_host:
-                    raise RoomLocked("The room is locked: nobody new may join")
+                    raise room_locked()
                 if room.lobby and not was_host:
                     waiting = await self._knock(session, room, display_name, caller, now)
                 if waiting is None:
                     count = await repo.active_count(session, room_id)
                     if count >= room.max_participants:
-                        raise RoomFull(f"Room {room_id} already has {count} participants")
+                        raise room_full(room_id, count)
                     member = Membership(
                         id=uuid4(),
                         room_id=room_id,
@@ -355,10 +474,8 @@ class RoomsService:
             return JoinResult(None, False, waiting)
         if created:
             self.on_events()
-        await self._after_commit(
-            room_id, lambda: self.cache.put_member(room_id, caller.participant_id, public_view(member))
-        )
-        await self._after_commit(room_id, lambda: self.cache.touch(room_id, member.id))
+        view = public_view(member)
+        await self._after_commit(room_id, lambda: self.cache.joined(room_id, caller.participant_id, view))
         return JoinResult(member, created)
 
     async def _knock(
