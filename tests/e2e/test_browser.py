@@ -8,22 +8,18 @@ Chromium's fake camera and microphone feed it, so the pages see and hear each ot
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from tests.e2e.support.browser import (
-    CHROMIUM,
     PHONE,
     SCREENSHOTS,
-    TIMEOUT_MS,
+    OpenTab,
     Tab,
+    browser_expect,
     confirm,
     create_room,
     join_by_link,
-    open_tab,
     pass_prejoin,
     send_chat,
 )
@@ -31,16 +27,7 @@ from tests.support import hdr, new_pid
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(
-        f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does) to run the browser tests",
-        allow_module_level=True,
-    )
-async_api = pytest.importorskip(
-    "playwright.async_api", reason="Playwright for Python is not installed (pip install -e '.[dev]')"
-)
-expect = async_api.expect
-expect.set_options(timeout=TIMEOUT_MS)
+expect = browser_expect()
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -77,23 +64,6 @@ TEXT = {
         "guest_joined": "Борис присоединился(-лась)",
     },
 }
-
-OpenTab = Callable[..., Awaitable[Tab]]
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def tabs(browser: object, stack: object) -> AsyncIterator[OpenTab]:
-    """tabs(locale=...) opens a fresh context (fresh storage = a new person) on the gateway."""
-    opened: list[Tab] = []
-
-    async def open_(locale: str = "en-US", viewport: dict[str, int] | None = None) -> Tab:
-        tab = await open_tab(browser, stack.url, locale, viewport)  # type: ignore[arg-type, attr-defined]
-        opened.append(tab)
-        return tab
-
-    yield open_
-    for tab in opened:
-        await tab.context.close()
 
 
 async def two_in_a_room(tabs: OpenTab, guest_name: str = "Boris") -> tuple[Tab, Tab, str]:

@@ -12,16 +12,14 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from tests.e2e.support.browser import (
-    CHROMIUM,
     DECODED,
-    TIMEOUT_MS,
     Tab,
+    browser_expect,
     camera_tile,
     decoding,
     open_tab,
@@ -33,11 +31,7 @@ from veche.common import keys
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium", allow_module_level=True)
-async_api = pytest.importorskip("playwright.async_api")
-expect = async_api.expect
-expect.set_options(timeout=TIMEOUT_MS)
+expect = browser_expect()
 
 KEY_IN_LINK = re.compile(r"/r/([0-9a-f-]{36})#k=([A-Za-z0-9_-]{43})$")
 SECRET = "the launch code is 0451"

@@ -8,67 +8,31 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from tests.e2e.support.browser import (
-    CHROMIUM,
     PHONE,
     ROOM_PATH,
-    TIMEOUT_MS,
     Tab,
+    api_room,
     axe_violations,
+    browser_expect,
     confirm,
     create_room,
-    open_tab,
     send_chat,
 )
-from tests.support import hdr, new_pid
+from tests.support import hdr
 from veche.common import keys
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium", allow_module_level=True)
-async_api = pytest.importorskip("playwright.async_api")
-expect = async_api.expect
-expect.set_options(timeout=TIMEOUT_MS)
+expect = browser_expect()
 
-OpenTab = Callable[..., Awaitable[Tab]]
 
 # Pre-join looks at the room every 30 s (web/static/room.js, PREJOIN_POLL_MS), well inside the
 # 90 s presence timeout; the tests jump the page's clock past it instead of waiting.
 PREJOIN_POLL = "00:31"
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def tabs(browser: object, stack: object) -> AsyncIterator[OpenTab]:
-    """tabs(locale=..., viewport=...) opens a fresh context (a new person) on the gateway."""
-    opened: list[Tab] = []
-
-    async def open_(
-        locale: str = "en-US", viewport: dict[str, int] | None = None, *, axe: bool = False
-    ) -> Tab:
-        tab = await open_tab(browser, stack.url, locale, viewport, bypass_csp=axe)  # type: ignore[arg-type, attr-defined]
-        opened.append(tab)
-        return tab
-
-    yield open_
-    for tab in opened:
-        await tab.context.close()
-
-
-async def api_room(gw: object, title: str, **fields: object) -> tuple[str, str]:
-    """A room created over the API by somebody who never opens it; (room id, its creator)."""
-    creator = new_pid()
-    created = await gw.post(  # type: ignore[attr-defined]
-        "/api/v1/rooms", json={"title": title, **fields}, headers=hdr(creator)
-    )
-    assert created.status_code == 201, created.text
-    return created.json()["room"]["id"], creator
 
 
 async def create_on_home(tab: Tab, title: str, name: str) -> str:
@@ -189,11 +153,13 @@ async def test_chat_works_over_rest_while_the_socket_is_blocked(tabs):
     await guest.by("prejoin-submit").click()
     await expect(guest.by("room")).to_be_visible()
 
-    # The history is there without the socket, and the chat says, once, that it is behind.
+    # The history is there without the socket, and the page says, once, that the chat is
+    # behind: in the meeting's one reconnecting banner (tests/e2e/test_browser_stage.py).
     await expect(guest.user_messages).to_have_text(["before 1", "before 2"])
-    offline = guest.by("chat-offline")
+    offline = guest.by("reconnect-banner")
     await expect(offline).to_be_visible()
-    await expect(offline).to_have_text("Chat is reconnecting — messages may be delayed")
+    await expect(offline).to_have_text("Reconnecting chat…")
+    await expect(offline).to_have_attribute("data-chat", "reconnecting")
     await expect(offline).to_have_attribute("role", "status")
     await expect(guest.by("chat-status")).to_have_attribute("data-state", "reconnecting")
     await expect(guest.by("chat-status")).to_have_text("")
@@ -378,7 +344,8 @@ async def test_pre_join_tabs_through_microphone_and_camera_before_leaving(tabs, 
     await tab.page.goto(f"/r/{room_id}")
     await expect(tab.by("prejoin-name")).to_be_focused()
     order = []
-    for _ in range(6):
+    # Name, microphone, camera, the three device choices under the preview, Join, Back.
+    for _ in range(10):
         await tab.page.keyboard.press("Tab")
         testid = await tab.page.evaluate("() => document.activeElement?.dataset?.testid ?? ''")
         order.append(testid)

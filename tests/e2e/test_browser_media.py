@@ -10,9 +10,8 @@ import pytest
 import pytest_asyncio
 
 from tests.e2e.support.browser import (
-    CHROMIUM,
-    TIMEOUT_MS,
     Tab,
+    browser_expect,
     camera_tile,
     create_room,
     decoding,
@@ -23,13 +22,8 @@ from tests.e2e.support.browser import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-from pathlib import Path  # noqa: E402
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium", allow_module_level=True)
-async_api = pytest.importorskip("playwright.async_api")
-expect = async_api.expect
-expect.set_options(timeout=TIMEOUT_MS)
+expect = browser_expect()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

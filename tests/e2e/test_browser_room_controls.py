@@ -3,30 +3,19 @@ gateway of the e2e stack: the lobby from both sides, lock, co-hosts and raised h
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
-
 import pytest
-import pytest_asyncio
 
 from tests.e2e.support.browser import (
-    CHROMIUM,
-    TIMEOUT_MS,
     Tab,
+    browser_expect,
     create_room,
     join_by_link,
-    open_tab,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium", allow_module_level=True)
-async_api = pytest.importorskip("playwright.async_api")
-expect = async_api.expect
-expect.set_options(timeout=TIMEOUT_MS)
+expect = browser_expect()
 
-OpenTab = Callable[..., Awaitable[Tab]]
 
 # Counts the tones the page starts (the knock chime), before the page's own scripts run.
 COUNT_TONES = """
@@ -39,20 +28,6 @@ AudioContext.prototype.createOscillator = function () {
 """
 # The lobby's join is repeated every 3 s; a margin for a busy machine.
 ADMITTED_MS = 12_000
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def tabs(browser: object, stack: object) -> AsyncIterator[OpenTab]:
-    opened: list[Tab] = []
-
-    async def open_(locale: str = "en-US") -> Tab:
-        tab = await open_tab(browser, stack.url, locale)  # type: ignore[arg-type, attr-defined]
-        opened.append(tab)
-        return tab
-
-    yield open_
-    for tab in opened:
-        await tab.context.close()
 
 
 def item(tab: Tab, name: str):  # type: ignore[no-untyped-def]

@@ -6,75 +6,31 @@ accessible names, states, contrast and focus of the meeting's controls."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from tests.e2e.support.browser import (
-    CHROMIUM,
     PHONE,
-    TIMEOUT_MS,
-    Tab,
+    api_join,
+    api_room,
+    browser_expect,
     create_room,
     join_by_link,
-    open_tab,
     pass_prejoin,
     send_chat,
 )
-from tests.support import hdr, new_pid
+from tests.support import hdr
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium", allow_module_level=True)
-async_api = pytest.importorskip("playwright.async_api")
-expect = async_api.expect
-expect.set_options(timeout=TIMEOUT_MS)
+expect = browser_expect()
 
-OpenTab = Callable[..., Awaitable[Tab]]
 
 LONG_TITLE = "Quarterly planning of the infrastructure and the platform teams"
 # The text and background colours of an element, as computed.
 COLORS = "(el) => { const s = getComputedStyle(el); return [s.color, s.backgroundColor]; }"
 # How long pre-join may take to notice a freed place: its 5 s look-again pace and a margin.
 PLACE_FREED_MS = 12_000
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def tabs(browser: object, stack: object) -> AsyncIterator[OpenTab]:
-    """tabs(locale=..., viewport=...) opens a fresh context (a new person) on the gateway."""
-    opened: list[Tab] = []
-
-    async def open_(locale: str = "en-US", viewport: dict[str, int] | None = None) -> Tab:
-        tab = await open_tab(browser, stack.url, locale, viewport)  # type: ignore[arg-type, attr-defined]
-        opened.append(tab)
-        return tab
-
-    yield open_
-    for tab in opened:
-        await tab.context.close()
-
-
-async def api_room(gw: object, title: str, max_participants: int = 10) -> tuple[str, str]:
-    """A room created over the API by somebody who never opens it; (room id, its creator)."""
-    creator = new_pid()
-    created = await gw.post(  # type: ignore[attr-defined]
-        "/api/v1/rooms", json={"title": title, "max_participants": max_participants}, headers=hdr(creator)
-    )
-    assert created.status_code == 201, created.text
-    return created.json()["room"]["id"], creator
-
-
-async def api_join(gw: object, room_id: str, name: str) -> str:
-    """Somebody joins over the API; their secret participant id."""
-    pid = new_pid()
-    joined = await gw.post(  # type: ignore[attr-defined]
-        f"/api/v1/rooms/{room_id}/join", json={"display_name": name}, headers=hdr(pid)
-    )
-    assert joined.status_code == 201, joined.text
-    return pid
 
 
 def contrast(foreground: str, background: str) -> float:

@@ -200,8 +200,6 @@ export class ChatPanel {
     window.addEventListener('pagehide', this.onPageHide);
 
     this.status = h('span', { class: 'chat-status', testid: 'chat-status' });
-    // The one notice of a chat without its socket: messages still come, over REST, later.
-    this.offline = h('p', { class: 'chat-offline', role: 'status', testid: 'chat-offline', hidden: true });
     this.older = h('button', { type: 'button', class: 'btn btn-small chat-older', hidden: true,
       testid: 'chat-older', onclick: () => this.loadOlder() }, t('chat.older'));
     this.empty = h('p', { class: 'chat-empty' }, t('chat.empty'));
@@ -249,7 +247,6 @@ export class ChatPanel {
         h('h2', { class: 'panel-title' }, h('span', { class: 'icon icon-chat', 'aria-hidden': 'true' }),
           t('room.chat')),
         h('span', { class: 'panel-header-end' }, this.status, this.closeButton)),
-      this.offline,
       this.scroller,
       this.error,
       this.form,
@@ -267,12 +264,10 @@ export class ChatPanel {
   }
 
   setStatus(state) {
-    // Reconnecting is said once, by the notice above the messages; the header stays quiet.
+    // Reconnecting is said once, by the meeting's banner (stage.js), for video and chat
+    // together: messages still come meanwhile, over REST. The header stays quiet.
     this.status.textContent = state === 'connecting' ? t('chat.connecting') : '';
     this.status.dataset.state = state;
-    const offline = state === 'reconnecting';
-    if (offline && this.offline.hidden) this.offline.textContent = t('chat.offline');
-    this.offline.hidden = !offline;
   }
 
   // --- frames from the socket --------------------------------------------------------------

@@ -5,7 +5,12 @@ import { api, ApiError } from './api.js';
 import { h, toast } from './dom.js';
 import { t } from './i18n.js';
 
+// One switch for every sound of the meeting. The key is the one of the knock chime it grew from,
+// so an "off" chosen before still holds.
 const SOUND_KEY = 'veche.lobby_sound';
+// The notes of each sound (Hz, one after another): a knock rings twice, a newcomer gets a soft
+// rising pair, a message read elsewhere one short note.
+const SOUNDS = { knock: [660, 880], join: [523, 659], message: [784] };
 let ids = 0;
 
 function uid(prefix) {
@@ -13,8 +18,8 @@ function uid(prefix) {
   return `${prefix}-${ids}`;
 }
 
-/** Whether a knock plays a sound (a host's choice, kept in this browser). */
-export function knockSoundOn() {
+/** Whether the meeting plays its sounds (knocks, newcomers, hidden-tab messages; kept in this browser). */
+export function soundsOn() {
   try {
     return window.localStorage.getItem(SOUND_KEY) !== 'off';
   } catch {
@@ -22,7 +27,7 @@ export function knockSoundOn() {
   }
 }
 
-function setKnockSound(on) {
+export function setSounds(on) {
   try {
     window.localStorage.setItem(SOUND_KEY, on ? 'on' : 'off');
   } catch {
@@ -32,16 +37,19 @@ function setKnockSound(on) {
 
 let audio = null;
 
-/** A short, quiet two-note chime made with WebAudio (no file to load); never throws. */
-export function chime() {
-  if (!knockSoundOn()) return;
+/**
+ * A short, quiet chime made with WebAudio (no file to load), unless sounds are off; never throws.
+ * @param {'knock' | 'join' | 'message'} [kind]
+ */
+export function chime(kind = 'knock') {
+  if (!soundsOn()) return;
   try {
     const Context = window.AudioContext;
     if (!Context) return;
     audio = audio || new Context();
     if (audio.state === 'suspended') audio.resume().catch(() => {});
     const start = audio.currentTime + 0.01;
-    [660, 880].forEach((frequency, index) => {
+    (SOUNDS[kind] || SOUNDS.knock).forEach((frequency, index) => {
       const at = start + index * 0.13;
       const tone = audio.createOscillator();
       const gain = audio.createGain();
@@ -55,7 +63,7 @@ export function chime() {
       tone.stop(at + 0.18);
     });
   } catch {
-    // No sound is no loss: the request shows on screen anyway.
+    // No sound is no loss: what it is about shows on screen anyway.
   }
 }
 
@@ -80,6 +88,16 @@ function switchRow({ testid, label, hint = '', onToggle }) {
       hint ? h('span', { class: 'switch-hint', id: hintId }, hint) : null),
     button);
   return { row, button };
+}
+
+/** The Sounds switch, for the hosts' settings and the Devices dialog alike. */
+export function soundsSwitch(testid = 'sounds-switch') {
+  const sound = switchRow({ testid, label: t('settings.sound'), hint: t('settings.sound.hint'), onToggle: (on) => {
+    setSounds(on);
+    sound.button.set(on);
+  } });
+  sound.button.set(soundsOn());
+  return sound;
 }
 
 /**
@@ -110,11 +128,7 @@ export class RoomSettings {
       onToggle: (on) => this.change('locked', on) });
     this.lobby = switchRow({ testid: 'setting-lobby', label: t('settings.lobby'), hint: t('settings.lobby.hint'),
       onToggle: (on) => this.change('lobby', on) });
-    this.sound = switchRow({ testid: 'setting-sound', label: t('settings.sound'), onToggle: (on) => {
-      setKnockSound(on);
-      this.sound.button.set(on);
-    } });
-    this.sound.button.set(knockSoundOn());
+    this.sound = soundsSwitch('setting-sound');
     this.panel = h('section', { class: 'panel panel-settings', id: panelId, testid: 'room-settings', hidden: true,
       'aria-label': t('settings.heading') },
     h('header', { class: 'panel-header' },
@@ -130,6 +144,8 @@ export class RoomSettings {
   }
 
   open(on) {
+    // The same switch is in the Devices dialog: shown as it is now.
+    this.sound.button.set(soundsOn());
     this.panel.hidden = !on || !this.isHost;
     this.button.setAttribute('aria-expanded', this.panel.hidden ? 'false' : 'true');
   }

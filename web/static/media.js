@@ -2,8 +2,10 @@
 // Nothing here may break the page: every failure ends in a notice, never in an exception.
 
 import { api, ApiError } from './api.js';
+import { chosenDevice, rememberDevice, roomDeviceOptions } from './devices.js';
 import { announce, h, hueClass, initials, mount, toast } from './dom.js';
 import { t } from './i18n.js';
+import { StageLayout } from './stage.js';
 
 const LIVEKIT_MODULE = '/vendor/livekit-client.esm.mjs';
 // livekit-client's worker that encrypts and decrypts media frames in end-to-end encrypted rooms.
@@ -80,6 +82,24 @@ export class DevicePreview {
     this.camOn = true;
     this.error = '';
     this.stopped = false;
+    /** The camera and microphone to open: the remembered choice, '' for the browser's default. */
+    this.deviceIds = { videoinput: chosenDevice('videoinput'), audioinput: chosenDevice('audioinput') };
+  }
+
+  /**
+   * The constraints of one kind with the chosen device, as `exact`: browsers (Chromium at least)
+   * may open their default device for a merely `ideal` one. A device gone since is handled by
+   * `acquire`, which falls back to the default.
+   */
+  constraints(kind) {
+    const base = kind === 'video' ? VIDEO_CONSTRAINTS : AUDIO_CONSTRAINTS;
+    const id = this.deviceIds[kind === 'video' ? 'videoinput' : 'audioinput'];
+    if (!id) return base;
+    // A chosen device says which camera it is; facingMode would only compete with it.
+    /** @type {MediaTrackConstraints} */
+    const rest = { ...base };
+    delete rest.facingMode;
+    return { ...rest, deviceId: { exact: id } };
   }
 
   async start() {
@@ -93,7 +113,9 @@ export class DevicePreview {
     }
     try {
       // One request, so the browser asks once for both devices.
-      this.adopt(await navigator.mediaDevices.getUserMedia({ video: VIDEO_CONSTRAINTS, audio: AUDIO_CONSTRAINTS }));
+      this.adopt(await navigator.mediaDevices.getUserMedia({
+        video: this.constraints('video'), audio: this.constraints('audio'),
+      }));
     } catch {
       // One of the two may still work on its own (no camera, or the camera is busy).
       const failures = [];
@@ -114,8 +136,56 @@ export class DevicePreview {
   }
 
   async acquire(kind) {
-    const constraints = kind === 'video' ? { video: VIDEO_CONSTRAINTS } : { audio: AUDIO_CONSTRAINTS };
-    this.adopt(await navigator.mediaDevices.getUserMedia(constraints));
+    const key = kind === 'video' ? 'videoinput' : 'audioinput';
+    try {
+      this.adopt(await navigator.mediaDevices.getUserMedia({ [kind]: this.constraints(kind) }));
+    } catch (error) {
+      // The remembered device is not there any more (unplugged): the browser's default then.
+      if (!this.deviceIds[key] || !['OverconstrainedError', 'NotFoundError'].includes(error?.name)) throw error;
+      this.deviceIds[key] = '';
+      this.adopt(await navigator.mediaDevices.getUserMedia({ [kind]: this.constraints(kind) }));
+    }
+  }
+
+  /** The deviceId of the live camera or microphone track, '' without one. */
+  deviceInUse(kind) {
+    const tracks = kind === 'videoinput' ? this.stream.getVideoTracks() : this.stream.getAudioTracks();
+    const live = tracks.find((track) => track.readyState === 'live');
+    return live?.getSettings().deviceId || '';
+  }
+
+  /**
+   * Another camera or microphone (or speaker) picked under the preview: remembered for the
+   * meeting, and a device in use is reopened with it at once.
+   */
+  useDevice(kind, deviceId) {
+    rememberDevice(kind, deviceId);
+    if (kind !== 'videoinput' && kind !== 'audioinput') return Promise.resolve();
+    this.deviceIds[kind] = deviceId;
+    // One reopening at a time: arrowing through a focused <select> picks several in a row, and
+    // the last one picked must be the one that stays open.
+    this.reopening = (this.reopening || Promise.resolve()).then(() => this.reopen(kind));
+    return this.reopening;
+  }
+
+  async reopen(kind) {
+    const video = kind === 'videoinput';
+    const tracks = video ? this.stream.getVideoTracks() : this.stream.getAudioTracks();
+    const inUse = tracks.find((track) => track.readyState === 'live')?.getSettings().deviceId;
+    if (this.stopped || !tracks.length || !mediaDevicesSupported() || inUse === this.deviceIds[kind]) return;
+    // The old one is released first: some devices cannot be opened twice.
+    for (const track of tracks) {
+      track.stop();
+      this.stream.removeTrack(track);
+    }
+    try {
+      await this.acquire(video ? 'video' : 'audio');
+    } catch (error) {
+      if (video) this.camOn = false;
+      else this.micOn = false;
+      toast(t('media.deviceError', { reason: deviceErrorReason(error) }), 'error');
+    }
+    this.changed();
   }
 
   /** Takes the tracks of a fresh stream, honouring choices made while the browser was asking. */
@@ -213,8 +283,12 @@ export class MediaStage {
    *   `key` is the room key from the link (null when the link has none)
    * @param {(identity: string) => void} [options.onUndecryptable]  a remote's media failed to decrypt
    * @param {(identity: string) => void} [options.onDecrypted]  a remote's video decoded (e2ee rooms)
+   * @param {(reconnecting: boolean) => void} [options.onReconnecting]  the meeting's banner says
+   *   "reconnecting" instead of the stage
    */
-  constructor({ roomId, selfName, wantMic, wantCamera, onActiveSpeakers, e2ee = null, onUndecryptable, onDecrypted }) {
+  constructor({
+    roomId, selfName, wantMic, wantCamera, onActiveSpeakers, e2ee = null, onUndecryptable, onDecrypted, onReconnecting,
+  }) {
     this.roomId = roomId;
     this.selfName = selfName;
     this.wantMic = wantMic;
@@ -223,6 +297,7 @@ export class MediaStage {
     this.e2ee = e2ee;
     this.onUndecryptable = onUndecryptable || (() => {});
     this.onDecrypted = onDecrypted || (() => {});
+    this.onReconnecting = onReconnecting || null;
     /** The E2EE worker of the current LiveKit room (one per room, ended with it). */
     this.worker = null;
     /** Identities whose media this page could not decrypt. */
@@ -241,6 +316,8 @@ export class MediaStage {
 
     this.notice = h('div', { class: 'stage-notice', hidden: true });
     this.grid = h('div', { class: 'tiles', testid: 'video-grid' });
+    // Where the tiles go (grid, presenter, pinned) and their pin / full screen / quality marks.
+    this.view = new StageLayout(this.grid);
     this.hint = h('p', { class: 'stage-hint', hidden: true }, t('media.alone'));
     this.audioSink = h('div', { class: 'audio-sink', 'aria-hidden': 'true' });
     this.element = h('div', { class: 'stage', testid: 'video-stage' },
@@ -299,7 +376,9 @@ export class MediaStage {
       }
       // A reload or a closed tab must not read as "left the meeting" (LiveKit would report a
       // deliberate leave): the connection just drops, and presence decides. Leave says so.
-      const room = new this.lk.Room({ adaptiveStream: true, dynacast: true, disconnectOnPageLeave: false, e2ee });
+      const room = new this.lk.Room({
+        adaptiveStream: true, dynacast: true, disconnectOnPageLeave: false, e2ee, ...(await roomDeviceOptions()),
+      });
       this.room = room;
       this.listen(room);
       try {
@@ -455,6 +534,8 @@ export class MediaStage {
         toast(t('media.deviceError', { reason: deviceErrorReason(error) }), 'error');
       })
       .on(RoomEvent.Reconnecting, () => this.showNotice('reconnecting'))
+      .on(RoomEvent.SignalReconnecting, () => this.showNotice('reconnecting'))
+      .on(RoomEvent.ConnectionQualityChanged, (_quality, participant) => resync(participant))
       .on(RoomEvent.Reconnected, () => {
         this.hideNotice();
         this.syncAll();
@@ -497,12 +578,14 @@ export class MediaStage {
     cameraTile.classList.toggle('tile-mic-off', micOff);
     cameraTile.dataset.mic = micOff ? 'off' : 'on';
     cameraTile.querySelector('[data-testid="tile-muted"]').hidden = !micOff;
+    this.view.setQuality(cameraTile, participant.connectionQuality);
 
     const screen = participant.getTrackPublication(Track.Source.ScreenShare);
     const screenKey = `${participant.identity}:screen`;
     if (trackOf(screen) && !screen.isMuted) {
       const screenTile = this.tile(screenKey, participant.identity, t('media.screenOf', { name }), false, true, name);
       this.showVideo(screenTile, trackOf(screen));
+      this.view.setQuality(screenTile, participant.connectionQuality);
     } else {
       this.removeTile(screenKey);
     }
@@ -542,14 +625,14 @@ export class MediaStage {
       if (!mirrored) video.addEventListener('resize', () => this.videoDecoded(tile));
       video.classList.toggle('mirror', mirrored);
       this.tiles.set(key, tile);
-      // Screen shares go first: they are what people look at.
-      if (isScreen) this.grid.prepend(tile);
-      else this.grid.appendChild(tile);
+      // Placed by layout(), through the stage's layout.
       this.markHand(key, tile);
       if (this.undecryptable.has(identity)) this.markUndecryptable(identity);
     }
     tile.querySelector('.tile-name').textContent = name;
     tile.querySelector('.tile-avatar').textContent = initials(avatarName || name);
+    // The pin and full screen buttons are named after the person (one's own tile: one's name).
+    this.view.dress(tile, key, isScreen ? name : avatarName || name);
     return tile;
   }
 
@@ -612,6 +695,7 @@ export class MediaStage {
   layout() {
     const count = this.tiles.size;
     this.grid.dataset.count = String(Math.min(count, 10));
+    this.view.arrange(this.tiles, this.room?.localParticipant?.identity || '');
     this.hint.hidden = !(this.room && count === 1);
   }
 
@@ -640,6 +724,12 @@ export class MediaStage {
   // --- notices -----------------------------------------------------------------------------
 
   showNotice(state, detail = '') {
+    this.onReconnecting?.(state === 'reconnecting');
+    // The meeting's banner says it then; the tiles stay uncovered.
+    if (state === 'reconnecting' && this.onReconnecting) {
+      this.clearNotice();
+      return;
+    }
     const notice = this.notice;
     notice.hidden = false;
     notice.className = `stage-notice stage-notice-${state}`;
@@ -677,6 +767,11 @@ export class MediaStage {
   }
 
   hideNotice() {
+    this.onReconnecting?.(false);
+    this.clearNotice();
+  }
+
+  clearNotice() {
     this.element.classList.remove('stage-unavailable');
     this.notice.hidden = true;
     delete this.notice.dataset.testid;
@@ -743,6 +838,23 @@ export class MediaStage {
     return this.toggle((local) => local.setMicrophoneEnabled(!local.isMicrophoneEnabled));
   }
 
+  /** Switches the camera, microphone or speaker of the live call (chosen in the Devices dialog). */
+  switchDevice(kind, deviceId) {
+    return this.toggle(() => this.room.switchActiveDevice(kind, deviceId));
+  }
+
+  /** The deviceId LiveKit uses for `kind` now, '' before the call is up. */
+  activeDevice(kind) {
+    return this.room?.getActiveDevice(kind) || '';
+  }
+
+  /** The microphone track being sent, or null while it is off (for the level meter). */
+  micTrack() {
+    const local = this.room?.localParticipant;
+    if (!local?.isMicrophoneEnabled) return null;
+    return local.getTrackPublication(this.lk.Track.Source.Microphone)?.track?.mediaStreamTrack || null;
+  }
+
   toggleCamera() {
     return this.toggle((local) => local.setCameraEnabled(!local.isCameraEnabled));
   }
@@ -761,6 +873,7 @@ export class MediaStage {
     const room = this.room;
     this.room = null;
     this.clearTiles();
+    this.view.destroy();
     if (room) room.disconnect().catch(() => {}).finally(() => this.endWorker());
     else this.endWorker();
   }

@@ -5,12 +5,14 @@ import {
   rememberName, rememberRemoved, wasRemoved,
 } from './api.js';
 import { ChatPanel, ChatSocket, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_ROOM_ENDED } from './chat.js';
-import { LobbyPanel, prejoinNotes, RoomSettings } from './controls.js';
+import { chime, LobbyPanel, prejoinNotes, RoomSettings, soundsSwitch } from './controls.js';
+import { openDevicesDialog, PrejoinDevices } from './devices.js';
 import { announce, closeDialogs, confirmDialog, h, infoDialog, mount, toast } from './dom.js';
 import { ChatCipher, e2eeAvailable, keyFragment, keyFromFragment } from './e2ee.js';
 import { t } from './i18n.js';
 import { DevicePreview, MediaStage, toggleButton } from './media.js';
 import { ParticipantList } from './participants.js';
+import { ReconnectBanner } from './stage.js';
 import {
   showDenied, showEnded, showError, showFull, showKicked, showNotFound, showRateLimited,
 } from './screens.js';
@@ -87,7 +89,8 @@ export function renderRoom(root, navigate, roomId, setGuard) {
  *      └── over ◄─┴──────┴──────┘   (any state) ─► closed, when the page goes away
  *
  * @typedef {{ name: 'loading' }
- *   | { name: 'prejoin', preview: DevicePreview, timer: ReturnType<typeof setTimeout> | null }
+ *   | { name: 'prejoin', preview: DevicePreview, devices?: PrejoinDevices,
+ *       timer: ReturnType<typeof setTimeout> | null }
  *   | { name: 'lobby', timer: ReturnType<typeof setTimeout> | null }
  *   | { name: 'meeting', meeting: Meeting }
  *   | { name: 'leaving' }
@@ -98,6 +101,7 @@ export function renderRoom(root, navigate, roomId, setGuard) {
 /** Releases what a state holds as the session leaves it. */
 function release(state) {
   if (state.name === 'prejoin') {
+    state.devices?.stop();
     state.preview.stop();
     clearTimeout(state.timer);
   } else if (state.name === 'lobby') clearTimeout(state.timer);
@@ -258,9 +262,11 @@ class RoomSession {
       placeholder.hidden = p.camOn && p.hasVideo;
       deviceNote.textContent = p.error;
       deviceNote.hidden = !p.error;
+      devices.update();
     });
-    /** @type {{ name: 'prejoin', preview: DevicePreview, timer: ReturnType<typeof setTimeout> | null }} */
-    const prejoin = { name: 'prejoin', preview, timer: null };
+    const devices = new PrejoinDevices(preview);
+    /** @type {{ name: 'prejoin', preview: DevicePreview, devices: PrejoinDevices, timer: ReturnType<typeof setTimeout> | null }} */
+    const prejoin = { name: 'prejoin', preview, devices, timer: null };
     if (!this.moveTo(prejoin)) return;
     const micButton = toggleButton({
       testid: 'prejoin-mic', iconOn: 'mic', iconOff: 'mic-off', text: t('media.mic'), name: t('media.mic.name'),
@@ -341,7 +347,8 @@ class RoomSession {
       h('div', { class: 'preview' },
         h('div', { class: 'preview-frame' }, video, placeholder,
           h('div', { class: 'preview-controls' }, micButton, camButton)),
-        deviceNote),
+        deviceNote,
+        devices.element),
       h('div', { class: 'prejoin-actions' },
         submit,
         h('button', { type: 'button', class: 'link-btn prejoin-back', testid: 'prejoin-back',
@@ -526,7 +533,12 @@ class Meeting {
     this.chat = new ChatPanel({
       roomId: this.roomId, self, send: (frame) => this.socket.send(frame),
       e2ee: this.e2ee, cipher, onDecryption: (ok) => this.keyEvidence(ok),
-      onNew: () => this.countUnread(), onClose: () => this.setChatOpen(false, { focus: true }),
+      onNew: () => {
+        this.countUnread();
+        // A message that arrives while the person looks elsewhere gets a short note.
+        if (document.hidden) chime('message');
+      },
+      onClose: () => this.setChatOpen(false, { focus: true }),
     });
     // The chat is open beside the video on wide screens, and a closed sheet on phones. Messages
     // of others that arrive while it is closed, or while the tab is hidden, are unread: counted
@@ -551,11 +563,18 @@ class Meeting {
       onclick: () => this.showShortcuts() }, '?');
     this.chatButton.setAttribute('aria-keyshortcuts', 'C');
     this.handButton.setAttribute('aria-keyshortcuts', 'H');
+    // Camera, microphone and speaker of the live call, and the Sounds switch (devices.js).
+    this.devicesButton = h('button', {
+      type: 'button', class: 'toggle toggle-devices', testid: 'devices-button', 'aria-haspopup': 'dialog',
+      title: t('devices.title'), onclick: () => openDevicesDialog({ stage: this.stage, sounds: soundsSwitch().row }),
+    }, h('span', { class: 'icon icon-devices', 'aria-hidden': 'true' }), h('span', { class: 'toggle-caption' }, t('devices.button')));
     this.chat.element.addEventListener('keydown', (event) => {
       if (event.key === 'Escape' && this.phone.matches && this.chatOpen && !event.defaultPrevented) {
         this.setChatOpen(false, { focus: true });
       }
     });
+    // One "reconnecting" line for video and chat together, at the top of the meeting.
+    this.banner = new ReconnectBanner();
     this.stage = new MediaStage({
       roomId: this.roomId,
       selfName: self.display_name,
@@ -567,6 +586,7 @@ class Meeting {
       e2ee: this.e2ee ? { key: cipher ? session.key.bytes : null } : null,
       onUndecryptable: () => this.keyEvidence(false),
       onDecrypted: () => this.keyEvidence(true),
+      onReconnecting: (away) => this.banner.set('video', away),
     });
     this.stage.setHands(this.people.raisedHands());
     this.stage.micButton.setAttribute('aria-keyshortcuts', 'M');
@@ -576,7 +596,10 @@ class Meeting {
       roomId: this.roomId,
       lastSeenId: () => this.chat.lastSeenId(),
       onFrame: (frame) => this.live && this.onFrame(frame),
-      onStatus: (state) => this.chat.setStatus(state),
+      onStatus: (state) => {
+        this.chat.setStatus(state);
+        this.banner.set('chat', state === 'reconnecting');
+      },
       onFinal: (code) => this.live && this.onSocketFinal(code),
     });
   }
@@ -786,12 +809,14 @@ class Meeting {
             h('div', { class: 'room-title-row' }, title, this.settings.status),
             this.room.description ? h('p', { class: 'room-description' }, this.room.description) : null),
           h('div', { class: 'share' }, linkInput, copy, this.settings.button)),
+        this.banner.element,
         this.e2eeNotice,
         h('div', { class: 'room-body' },
           h('div', { class: 'room-main' },
             this.stage.element,
             h('div', { class: 'controls' },
-              h('div', { class: 'controls-media' }, this.stage.controls, this.handButton, this.chatButton),
+              h('div', { class: 'controls-media' }, this.stage.controls, this.devicesButton, this.handButton,
+                this.chatButton),
               this.sessionControls)),
           h('aside', { class: 'room-side' },
             this.lobby.element, this.settings.panel, this.people.element, this.chat.element))),
@@ -929,6 +954,10 @@ class Meeting {
         break;
       case 'participant.joined':
         this.peopleFrames += 1;
+        // Somebody new arriving (not a reconnect of somebody listed, nor this page itself).
+        if (frame.participant?.id && frame.participant.id !== this.self.id && !this.people.get(frame.participant.id)) {
+          chime('join');
+        }
         this.people.upsert(frame.participant);
         break;
       case 'participant.updated':

@@ -4,9 +4,12 @@ Playwright's async API, and the few steps every scenario repeats (create, pre-jo
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import pytest
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Locator, Page
@@ -48,6 +51,17 @@ new MutationObserver((records) => {
   }
 }).observe(document, { childList: true, subtree: true });
 """
+
+
+def browser_expect() -> Any:
+    """Playwright's `expect`, with the browser tests' timeout; called at a browser test module's
+    import, it skips the module where Debian's Chromium or Playwright is missing."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium", allow_module_level=True)
+    async_api = pytest.importorskip("playwright.async_api")
+    expect = async_api.expect
+    expect.set_options(timeout=TIMEOUT_MS)
+    return expect
 
 
 async def launch(playwright: object) -> Browser:
@@ -271,3 +285,30 @@ async def axe_violations(tab: Tab) -> list[str]:
     if not await tab.page.evaluate("() => Boolean(window.axe)"):
         await tab.page.add_script_tag(path=str(AXE_SCRIPT))
     return await tab.page.evaluate(RUN_AXE)  # type: ignore[no-any-return]
+
+
+OpenTab = Callable[..., Awaitable[Tab]]
+
+
+async def api_room(gw: object, title: str, **fields: object) -> tuple[str, str]:
+    """A room created over the API by somebody who never opens it; (room id, its creator)."""
+    from tests.support import hdr, new_pid
+
+    creator = new_pid()
+    created = await gw.post(  # type: ignore[attr-defined]
+        "/api/v1/rooms", json={"title": title, **fields}, headers=hdr(creator)
+    )
+    assert created.status_code == 201, created.text
+    return created.json()["room"]["id"], creator
+
+
+async def api_join(gw: object, room_id: str, name: str) -> str:
+    """Somebody joins over the API; their secret participant id."""
+    from tests.support import hdr, new_pid
+
+    pid = new_pid()
+    joined = await gw.post(  # type: ignore[attr-defined]
+        f"/api/v1/rooms/{room_id}/join", json={"display_name": name}, headers=hdr(pid)
+    )
+    assert joined.status_code == 201, joined.text
+    return pid
