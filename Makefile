@@ -18,10 +18,13 @@ KUSTOMIZE_VERSION := 5.8.2
 # 2.40.3 is the last release of the /v2 module.
 COMPOSE_VERSION := 2.40.3
 BIN := $(CURDIR)/.bin
+# The browser client as web/server.py serves it, built by web/build.mjs (esbuild) from
+# web/static; its manifest is written last, so it stands for the whole build.
+WEB_DIST := web/dist/manifest.json
 
-.PHONY: install livekit kustomize run test unit lint fmt bench fuzz clean
+.PHONY: install web livekit kustomize run test unit lint fmt bench fuzz clean
 
-install: $(VENV)/.installed livekit kustomize
+install: $(VENV)/.installed $(WEB_DIST) livekit kustomize
 	@deploy/local/install-compose.sh $(COMPOSE_VERSION) $(BIN)
 
 livekit:
@@ -38,6 +41,14 @@ $(VENV)/.installed: $(UV) uv.lock pyproject.toml $(wildcard services/*/pyproject
 	$(UV) sync --frozen --python $(PYTHON)
 	if [ -f web/package-lock.json ]; then cd web && npm ci --no-audit --no-fund --loglevel=error; fi
 	touch $@
+
+# Rebuilt whenever a source of the client, the build script or the pinned packages change.
+$(WEB_DIST): $(VENV)/.installed web/build.mjs web/package-lock.json $(wildcard web/static/* web/static/icons/*)
+	cd web && node build.mjs
+
+# `make web` rebuilds the client after an edit in web/static (a running server serves the new
+# build at once).
+web: $(WEB_DIST)
 
 # REPLICAS=N: N processes each of rooms, chat and media-token (default 1).
 run: install

@@ -1,5 +1,3 @@
-// The vendored livekit-client is served at /vendor/ and imported at run time; its types come
-// from the npm package.
-declare module '/vendor/livekit-client.esm.mjs' {
-  export * from 'livekit-client';
-}
+// The URL of livekit-client's E2EE worker: build.mjs builds the worker with a content-hashed
+// name and defines this constant in the client's bundle.
+declare const VECHE_E2EE_WORKER: string;

@@ -22,6 +22,7 @@ from tests.e2e.support.browser import (
     join_by_link,
     pass_prejoin,
     send_chat,
+    source_module,
 )
 from tests.support import hdr, new_pid
 
@@ -373,13 +374,14 @@ def test_screenshots_folder_is_git_ignored():
 )
 async def test_counts_are_worded_with_the_languages_plural_rules(tabs, locale, expected):
     tab = await tabs(locale)
+    module = await source_module(tab, "i18n.js")
     await tab.page.goto("/")
     worded = await tab.page.evaluate(
-        """async (counts) => {
-            const { t } = await import('/i18n.js');
+        """async ([module, counts]) => {
+            const { t } = await import(module);
             return Object.fromEntries(counts.map((n) => [n, t('screen.full.text', { max: n })]));
         }""",
-        list(expected),
+        [module, list(expected)],
     )
     for count, start in expected.items():
         assert worded[str(count)].startswith(start), worded

@@ -18,6 +18,7 @@ import pytest_asyncio
 
 from tests.e2e.support.browser import (
     DECODED,
+    MANIFEST,
     Tab,
     browser_expect,
     camera_tile,
@@ -140,8 +141,10 @@ async def test_no_request_of_either_page_carries_the_key(room):
         assert not (leaks := traffic.leaks(room.key)), leaks
         # The page's own address never goes out either (Referrer-Policy: no-referrer).
         assert not [r for r in traffic.referers if "/r/" in r], traffic.referers
-    # The worker that encrypts media is served from this origin (the CSP allows no other).
-    assert any(url.endswith("/vendor/livekit-client.e2ee.worker.mjs") for url in room.host_traffic.urls)
+    # The worker that encrypts media is served from this origin (the CSP allows no other), built
+    # with a hashed name (web/dist/manifest.json names it).
+    worker = json.loads(MANIFEST.read_text())["worker"]
+    assert any(url.endswith(worker) for url in room.host_traffic.urls)
 
 
 async def test_redis_holds_no_plaintext_of_the_chat(room, redis_client):

@@ -18,6 +18,7 @@ from tests.e2e.support.browser import (
     join_by_link,
     pass_prejoin,
     send_chat,
+    source_module,
 )
 from tests.support import hdr
 
@@ -209,13 +210,15 @@ async def test_the_full_room_note_is_in_the_pages_language(tabs, gw, locale, exp
 
 async def test_every_string_has_both_languages(tabs):
     tab = await tabs()
+    module = await source_module(tab, "i18n.js")
     await tab.page.goto("/")
     missing = await tab.page.evaluate(
-        """async () => {
-            const { catalogs } = await import('/i18n.js');
+        """async (module) => {
+            const { catalogs } = await import(module);
             const en = Object.keys(catalogs.en), ru = Object.keys(catalogs.ru);
             return { ru: en.filter((k) => !ru.includes(k)), en: ru.filter((k) => !en.includes(k)) };
-        }"""
+        }""",
+        module,
     )
     assert missing == {"ru": [], "en": []}, missing
 

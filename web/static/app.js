@@ -4,8 +4,7 @@ import { participantId } from './api.js';
 import { h, mount } from './dom.js';
 import { lang, languages, setLanguage, t } from './i18n.js';
 import { renderHome } from './home.js';
-import { renderRoom } from './room.js';
-import { showNotFound } from './screens.js';
+import { showError, showNotFound } from './screens.js';
 
 const root = document.getElementById('app');
 let cleanup = null;
@@ -19,6 +18,8 @@ let guard = null;
 let current = location.pathname + location.search + location.hash;
 /** A Back that was confirmed: the popstate it causes goes through. */
 let passing = false;
+/** Counts routes: a room page whose code arrives after the person went elsewhere is not drawn. */
+let routes = 0;
 
 function setGuard(fn) {
   guard = fn;
@@ -36,6 +37,7 @@ function route() {
   cleanup?.();
   cleanup = null;
   guard = null;
+  const seq = ++routes;
   current = location.pathname + location.search + location.hash;
   window.scrollTo(0, 0);
   const path = location.pathname;
@@ -50,7 +52,18 @@ function route() {
     } catch {
       // A malformed escape is simply not a room id; the room page says "not found".
     }
-    cleanup = renderRoom(root, navigate, roomId, setGuard);
+    // The room's code (meeting, chat, devices, encryption) is a chunk of its own, so the home
+    // page never downloads it; a failed download (offline, or a deploy replaced the chunk)
+    // offers a reload.
+    mount(root, h('div', { class: 'loading', role: 'status' }, h('span', { class: 'spinner', 'aria-hidden': 'true' })));
+    import('./room.js').then(
+      ({ renderRoom }) => {
+        if (seq === routes) cleanup = renderRoom(root, navigate, roomId, setGuard);
+      },
+      () => {
+        if (seq === routes) showError(root, navigate, { onRetry: () => location.reload() });
+      },
+    );
   } else {
     showNotFound(root, navigate);
   }

@@ -7,9 +7,10 @@ import { announce, h, hueClass, initials, mount, toast } from './dom.js';
 import { t } from './i18n.js';
 import { StageLayout } from './stage.js';
 
-const LIVEKIT_MODULE = '/vendor/livekit-client.esm.mjs';
 // livekit-client's worker that encrypts and decrypts media frames in end-to-end encrypted rooms.
-const E2EE_WORKER = '/vendor/livekit-client.e2ee.worker.mjs';
+// build.mjs builds it on its own (a worker is a separate script) and puts its content-hashed
+// URL here.
+const E2EE_WORKER = VECHE_E2EE_WORKER;
 const CONNECT_TIMEOUT_MS = 8000;
 const OWN_CHANGE_GRACE_MS = 1500;
 // After a connection the platform did not end (LiveKit restarted, the network dropped), the
@@ -361,7 +362,9 @@ export class MediaStage {
       const grant = await api.mediaToken(this.roomId);
       if (this.stopped) return;
       if (!grant?.token || !grant?.url) throw new Error('no token');
-      this.lk = this.lk || (await import(LIVEKIT_MODULE));
+      // livekit-client is most of the client's code: a chunk of its own, fetched the first time
+      // a meeting starts video and never by the home page or pre-join.
+      this.lk = this.lk || (await import('livekit-client'));
       if (this.stopped) return;
       this.lk.setLogLevel?.('warn');
       if (this.e2ee && !this.lk.isE2EESupported()) {
@@ -418,7 +421,7 @@ export class MediaStage {
   /**
    * The room options' `e2ee` part: livekit-client's shared-key provider holding the room key
    * (livekit-client derives its frame key from it with HKDF and its own salt), and a fresh
-   * worker from /vendor/ (the CSP allows workers from this origin only). `e2ee` rather than
+   * worker from /assets/ (the CSP allows workers from this origin only). `e2ee` rather than
    * `encryption`: the latter also encrypts LiveKit data packets, which this client does not send.
    */
   async encryption() {

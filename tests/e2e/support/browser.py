@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parents[3]
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 AXE_SCRIPT = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
+# What web/build.mjs built (the stack serves web/dist): the hashed URLs of the entry, its
+# chunks, the room and livekit-client chunks, the stylesheet and the E2EE worker.
+MANIFEST = ROOT / "web" / "dist" / "manifest.json"
 TIMEOUT_MS = 15_000
 
 CHROMIUM_ARGS = [
@@ -170,6 +173,20 @@ async def open_tab(
         lambda response: tab.responses.append((response.request.method, response.url, response.status)),
     )
     return tab
+
+
+async def source_module(tab: Tab, name: str) -> str:
+    """The address at which the page can import() web/static/`name` itself: the server sends only
+    the bundle, whose modules have no address of their own. For modules that import nothing
+    (i18n.js); the page's CSP allows it, being of the page's origin. The path to import."""
+    path = f"/__source/{name}"
+    source = ROOT / "web" / "static" / name
+
+    async def fulfill(route: object) -> None:
+        await route.fulfill(path=str(source), content_type="text/javascript")  # type: ignore[attr-defined]
+
+    await tab.page.route(f"**{path}", fulfill)
+    return path
 
 
 async def pass_prejoin(tab: Tab, name: str | None = None) -> None:

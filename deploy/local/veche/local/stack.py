@@ -24,6 +24,7 @@ from veche.gateway.config import GatewayConfig, otlp_traces_endpoint, render
 
 # The checkout (this package is installed from it, editable, by `make install`).
 ROOT = Path(__file__).resolve().parents[4]
+WEB = ROOT / "web"
 
 
 def free_port() -> int:
@@ -48,6 +49,27 @@ def bin_path(name: str) -> str:
     if not found:
         raise RuntimeError(f"{name} not found; run `make install`")
     return found
+
+
+def web_build_stale() -> bool:
+    """Whether web/dist is missing, or older than a source of the client or its build."""
+    manifest = WEB / "dist" / "manifest.json"
+    if not manifest.is_file():
+        return True
+    built = manifest.stat().st_mtime
+    sources = [WEB / "build.mjs", WEB / "package-lock.json", *(WEB / "static").rglob("*")]
+    return any(path.is_file() and path.stat().st_mtime > built for path in sources)
+
+
+def build_web_client() -> None:
+    """web/server.py serves web/dist, which web/build.mjs makes from web/static. `make install`
+    builds it; an edit made since (or a build never made) is built here, so `make run` and the
+    e2e tests never show a page older than its sources."""
+    if not web_build_stale():
+        return
+    if not (WEB / "node_modules" / "esbuild").is_dir():
+        raise RuntimeError("web/dist is missing or stale and esbuild is not installed; run `make install`")
+    subprocess.run(["node", "build.mjs"], cwd=WEB, check=True)
 
 
 def uvicorn_cmd(app: str, port: int, extra: Sequence[str] = ()) -> list[str]:
@@ -195,6 +217,8 @@ class Stack:
 
     def start(self, timeout: float = 60.0) -> None:
         self.processes = self._spec()
+        if any(proc.name == "web" for proc in self.processes):
+            build_web_client()
         for proc in self.processes:
             self.start_process(proc)
         self.wait_ready(timeout)
