@@ -70,6 +70,7 @@ lint: install
 	$(PY) deploy/traefik/generate.py --check
 	$(PY) -m veche.local.check_k8s --kustomize $(BIN)/kustomize
 	$(PY) -m veche.local.check_compose --compose $(BIN)/docker-compose
+	$(PY) -m veche.local.check_a11y
 	$(VENV)/bin/mypy -p veche.common -p veche.rooms -p veche.chat -p veche.janitor -p veche.media_token -p veche.gateway -p veche.local
 
 fmt: install
