@@ -1,14 +1,10 @@
 """The rooms process: `uvicorn --factory veche.rooms.main:create_app`."""
 
 import gc
-import time
-import weakref
-from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import event
 from sqlalchemy.exc import ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from veche.common.app import Resources, service_app
 from veche.common.livekit import LiveKitRooms
@@ -20,47 +16,6 @@ from veche.rooms.outbox import OutboxRelay
 from veche.rooms.schema import SchemaCheck, code_heads, undefined_object_problem
 from veche.rooms.service import RoomsService
 from veche.rooms.settings import RoomsSettings
-
-# A connection checked in less than this long ago is handed out again without a ping.
-FRESH_SECONDS = 1.0
-
-
-def cheaper_pre_ping(engine: AsyncEngine) -> None:
-    """The pool's pre-ping (veche.common.clients.create_engine), made cheaper for rooms, whose
-    requests are a statement or two: at a few hundred requests a second the ping was a third
-    of their round trips to PostgreSQL.
-
-    - A connection checked back in less than FRESH_SECONDS ago, and that asyncpg does not know
-      to be closed, is handed out without a ping: it answered just now, and a server that
-      stops or ends a backend closes its socket, which asyncpg sees at once.
-    - Any other is pinged in one round trip (`;`) instead of three: SQLAlchemy's asyncpg dialect
-      wraps it in BEGIN ... ROLLBACK for pgbouncer's transaction mode, in which rooms cannot
-      run anyway (the relay holds a session-level advisory lock and LISTENs).
-
-    A connection that is gone is still found and replaced before anyone uses it."""
-    dialect = engine.dialect
-    ping = dialect.do_ping
-    checked_in: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
-
-    def on_checkin(dbapi_connection: Any, _record: Any) -> None:
-        if dbapi_connection is not None:  # None: it was invalidated
-            checked_in[dbapi_connection.driver_connection] = time.monotonic()
-
-    def do_ping(dbapi_connection: Any) -> bool:
-        driver = dbapi_connection.driver_connection
-        since = checked_in.pop(driver, None)
-        if since is not None and time.monotonic() - since < FRESH_SECONDS and not driver.is_closed():
-            return True
-        # The asyncpg adapter pings with no transaction around in autocommit mode. The mode is
-        # the adapter's own flag (set_isolation_level would roll back, a round trip).
-        dbapi_connection.autocommit = True
-        try:
-            return ping(dbapi_connection)
-        finally:
-            dbapi_connection.autocommit = False
-
-    event.listen(engine.sync_engine.pool, "checkin", on_checkin)
-    dialect.do_ping = do_ping  # type: ignore[method-assign]
 
 
 def keep_startup_out_of_the_collector(res: Resources) -> None:
@@ -84,7 +39,6 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
 
     async def setup(app: FastAPI, res: Resources) -> RoomsContext:
         engine = res.postgres()
-        cheaper_pre_ping(engine)
         res.checks["schema"] = SchemaCheck(engine, heads)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         redis = res.redis()
